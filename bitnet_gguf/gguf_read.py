@@ -1,0 +1,98 @@
+"""A small GGUF reader that knows I2_S (gguf-py's reader rejects ggml type 36).
+
+Reads the metadata and the tensor table, and maps tensor bytes lazily (np.memmap); sizes follow
+ggml_nbytes, including I2_S's 32-byte tail.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import gguf
+import numpy as np
+
+from .errors import BitnetError
+from .quants import GGML_TYPE_I2_S, i2s_nbytes
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    name: str
+    ggml_type: int
+    shape: tuple[int, ...]  # ggml order: ne0 (columns) first
+    offset: int  # absolute file offset
+    nbytes: int
+
+    @property
+    def n_elements(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int:
+    n = int(np.prod(shape))
+    if ggml_type == GGML_TYPE_I2_S:
+        return i2s_nbytes(n)
+    block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ggml_type)]
+    return n // block * size
+
+
+class GGUFFile:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.metadata: dict[str, Any] = {}
+        self.tensors: dict[str, TensorEntry] = {}
+        try:
+            with open(self.path, "rb") as f:
+                self._parse(f)
+        except (struct.error, UnicodeDecodeError, KeyError, ValueError) as e:
+            raise BitnetError(f"{self.path}: not a readable GGUF file ({e})") from None
+
+    def _parse(self, f: BinaryIO) -> None:
+        if f.read(4) != b"GGUF":
+            raise ValueError("bad magic")
+        version, n_tensors, n_kv = struct.unpack("<IQQ", f.read(20))
+        if version < 2:
+            raise ValueError(f"GGUF version {version} is not supported")
+        for _ in range(n_kv):
+            key = self._string(f)
+            (vtype,) = struct.unpack("<I", f.read(4))
+            self.metadata[key] = self._value(f, vtype)
+        infos = []
+        for _ in range(n_tensors):
+            name = self._string(f)
+            (n_dims,) = struct.unpack("<I", f.read(4))
+            shape = struct.unpack(f"<{n_dims}Q", f.read(8 * n_dims))
+            gtype, offset = struct.unpack("<IQ", f.read(12))
+            infos.append((name, gtype, shape, offset))
+        align = int(self.metadata.get("general.alignment", 32))
+        data_start = (f.tell() + align - 1) // align * align
+        for name, gtype, shape, offset in infos:
+            self.tensors[name] = TensorEntry(name, gtype, tuple(shape), data_start + offset, tensor_nbytes(gtype, shape))
+
+    @staticmethod
+    def _string(f: BinaryIO) -> str:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return f.read(n).decode("utf-8")
+
+    def _value(self, f: BinaryIO, vtype: int) -> Any:
+        if vtype == _STRING:
+            return self._string(f)
+        if vtype == _ARRAY:
+            itype, n = struct.unpack("<IQ", f.read(12))
+            if itype in _SCALARS:
+                fmt = _SCALARS[itype]
+                return list(np.frombuffer(f.read(n * struct.calcsize(fmt)), dtype=np.dtype(fmt)).tolist())
+            return [self._value(f, itype) for _ in range(n)]
+        fmt = _SCALARS[vtype]
+        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+    def data(self, name: str) -> np.ndarray:
+        """Raw bytes of a tensor (read-only memory map)."""
+        t = self.tensors[name]
+        return np.memmap(self.path, dtype=np.uint8, mode="r", offset=t.offset, shape=(t.nbytes,))

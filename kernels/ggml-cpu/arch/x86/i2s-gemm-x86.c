@@ -1,0 +1,380 @@
+// x86 I2_S kernels (contract: i2s-gemm.h): AVX2 with maddubs, AVX-512 with VNNI vpdpbusd.
+//
+// A 32-byte block holds elements e, e+32, e+64, e+96 in byte e at shifts 6, 4, 2, 0, so shifting and
+// masking the block gives runs of 32 consecutive codes that meet 32 consecutive activations.
+// Codes are used unsigned (t + 1 in 0..2) and a_sum is subtracted at the end. The invalid code 3
+// must read as t = 0, i.e. as code 1: fix3 clears the high bit of every field whose low bit is set.
+// K % 64 == 0 is required (dispatcher): a row then starts at element 0 or 64 of a block.
+#include "i2s-kernels.h"
+
+#if defined(BITNET_I2S_HAVE_AVX2) || defined(BITNET_I2S_HAVE_AVX512VNNI)
+#include <immintrin.h>
+#include <stdalign.h>
+#include <string.h>
+
+// first block of row r, and whether the row starts at its element 64
+#define ROW_START(K, w, r) ((w) + ((r) * (K) / 128) * 32)
+#define ROW_MID(K, r)      ((((r) * (K)) & 127) != 0)
+#endif
+
+#ifdef BITNET_I2S_HAVE_AVX2
+
+// columns that share one decode of a block (4 codes + 2 accumulators per column fit 16 ymm)
+#define AVX2_COLS 4
+// int16 partial sums: |maddubs| <= 2*2*128 = 512 per lane, 4 per block; 15 blocks plus a head half
+// (2 maddubs) reach 31744 < 32768, so flushing to int32 every 15 blocks cannot overflow
+#define AVX2_FLUSH 15
+
+BITNET_I2S_INLINE __m256i avx2_fix3(__m256i x) {
+    const __m256i hi = _mm256_and_si256(_mm256_slli_epi16(x, 1), _mm256_set1_epi8((char) 0xAA));
+    return _mm256_andnot_si256(hi, x);
+}
+
+BITNET_I2S_INLINE int32_t avx2_hsum(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// rows [r0, r1) against C (constant after inlining) columns
+BITNET_I2S_INLINE void avx2_rows(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t * p = ROW_START(K, w, r);
+        __m256i acc[AVX2_COLS], s16[AVX2_COLS];
+        BITNET_I2S_UNROLL
+        for (int c = 0; c < C; ++c) {
+            acc[c] = _mm256_setzero_si256();
+            s16[c] = _mm256_setzero_si256();
+        }
+        int64_t k = 0;
+        if (ROW_MID(K, r)) {  // head: elements 64..127 of the block are fields 2 and 0
+            const __m256i x = avx2_fix3(_mm256_loadu_si256((const __m256i *) p));
+            const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(x, 2), m3);
+            const __m256i c3 = _mm256_and_si256(x, m3);
+            BITNET_I2S_UNROLL
+            for (int c = 0; c < C; ++c) {
+                const int8_t * ac = a + c * lda;
+                s16[c] = _mm256_add_epi16(_mm256_maddubs_epi16(c2, _mm256_load_si256((const __m256i *) ac)),
+                                          _mm256_maddubs_epi16(c3, _mm256_load_si256((const __m256i *) (ac + 32))));
+            }
+            p += 32;
+            k = 64;
+        }
+        int n16 = 0;
+        for (; k + 128 <= K; k += 128, p += 32) {
+            const __m256i x = avx2_fix3(_mm256_loadu_si256((const __m256i *) p));
+            const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(x, 6), m3);
+            const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(x, 4), m3);
+            const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(x, 2), m3);
+            const __m256i c3 = _mm256_and_si256(x, m3);
+            BITNET_I2S_UNROLL
+            for (int c = 0; c < C; ++c) {
+                const int8_t * ac = a + c * lda + k;
+                const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, _mm256_load_si256((const __m256i *) ac)),
+                                                     _mm256_maddubs_epi16(c1, _mm256_load_si256((const __m256i *) (ac + 32))));
+                const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, _mm256_load_si256((const __m256i *) (ac + 64))),
+                                                     _mm256_maddubs_epi16(c3, _mm256_load_si256((const __m256i *) (ac + 96))));
+                s16[c] = _mm256_add_epi16(s16[c], _mm256_add_epi16(p01, p23));
+            }
+            if (++n16 == AVX2_FLUSH) {
+                n16 = 0;
+                BITNET_I2S_UNROLL
+                for (int c = 0; c < C; ++c) {
+                    acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s16[c], ones));
+                    s16[c] = _mm256_setzero_si256();
+                }
+            }
+        }
+        if (k < K) {  // tail: elements 0..63 of the block are fields 6 and 4
+            const __m256i x = avx2_fix3(_mm256_loadu_si256((const __m256i *) p));
+            const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(x, 6), m3);
+            const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(x, 4), m3);
+            BITNET_I2S_UNROLL
+            for (int c = 0; c < C; ++c) {
+                const int8_t * ac = a + c * lda + k;
+                acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_add_epi16(
+                    _mm256_maddubs_epi16(c0, _mm256_load_si256((const __m256i *) ac)),
+                    _mm256_maddubs_epi16(c1, _mm256_load_si256((const __m256i *) (ac + 32)))), ones));
+            }
+        }
+        BITNET_I2S_UNROLL
+        for (int c = 0; c < C; ++c) {
+            acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s16[c], ones));
+            out[c * ldo + (r - r0)] = avx2_hsum(acc[c]) - a_sum[c];
+        }
+    }
+}
+
+void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                          const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                          int32_t * out, int64_t ldo) {
+    // weights are decoded once per group of columns; the row tile is small enough (caller: 64 rows)
+    // to stay in L1/L2 between groups
+    for (int64_t c0 = 0; c0 < ncols; c0 += AVX2_COLS) {
+        const int64_t nc = ncols - c0 < AVX2_COLS ? ncols - c0 : AVX2_COLS;
+        const int8_t * ac = a + c0 * lda;
+        int32_t * oc = out + c0 * ldo;
+        switch (nc) {
+            case 1:  avx2_rows(1, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
+            case 2:  avx2_rows(2, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
+            case 3:  avx2_rows(3, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
+            default: avx2_rows(4, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
+        }
+    }
+}
+
+#endif // BITNET_I2S_HAVE_AVX2
+
+#ifdef BITNET_I2S_HAVE_AVX512VNNI
+
+// ---- shared AVX-512 helpers --------------------------------------------------------------------
+
+// a block in both 256-bit halves: a broadcast load costs no shuffle
+BITNET_I2S_INLINE __m512i v512_block(const uint8_t * p) {
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) p));
+}
+
+BITNET_I2S_INLINE __m512i v512_fix3(__m512i z) {
+    // z & ~((z << 1) & 0xAA) in one ternary-logic op (imm 0x70 = A & ~(B & C))
+    return _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 1), _mm512_set1_epi8((char) 0xAA), 0x70);
+}
+
+// ---- few columns: lanes run along k, one horizontal sum per (row, column) ----------------------
+//
+// With the block in both halves, masking the low half with 0xC0 and the high half with 0x30 gives
+// elements 0..63 of the block as codes times 64 / 16, and 0x0C / 0x03 gives elements 64..127 times
+// 4 / 1. vpdpbusd does not saturate, so these scaled codes are exact in int32 (|sum| < 2^31 for
+// K < 2^19) and one arithmetic shift per lane at the end of the row undoes the scale.
+
+#define V512_FEW_COLS 4  // up to this many columns use the lanes-along-k kernel
+
+BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                     const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
+    const __m512i lo_mask = _mm512_inserti64x4(_mm512_set1_epi8((char) 0xC0), _mm256_set1_epi8(0x30), 1);
+    const __m512i hi_mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0C), _mm256_set1_epi8(0x03), 1);
+    const __m512i lo_shift = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
+    const __m512i hi_shift = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t * p = ROW_START(K, w, r);
+        // two accumulator pairs per column: with one column the dpbusd latency chain is the limit
+        __m512i lo[V512_FEW_COLS][2], hi[V512_FEW_COLS][2];
+        BITNET_I2S_UNROLL
+        for (int c = 0; c < C; ++c) {
+            lo[c][0] = lo[c][1] = hi[c][0] = hi[c][1] = _mm512_setzero_si512();
+        }
+        int64_t k = 0;
+        if (ROW_MID(K, r)) {
+            const __m512i v = _mm512_and_si512(v512_fix3(v512_block(p)), hi_mask);
+            BITNET_I2S_UNROLL
+            for (int c = 0; c < C; ++c) {
+                hi[c][0] = _mm512_dpbusd_epi32(hi[c][0], v, _mm512_load_si512(a + c * lda));
+            }
+            p += 32;
+            k = 64;
+        }
+        for (; k + 256 <= K; k += 256, p += 64) {
+            const __m512i u0 = v512_fix3(v512_block(p));
+            const __m512i u1 = v512_fix3(v512_block(p + 32));
+            const __m512i l0 = _mm512_and_si512(u0, lo_mask), h0 = _mm512_and_si512(u0, hi_mask);
+            const __m512i l1 = _mm512_and_si512(u1, lo_mask), h1 = _mm512_and_si512(u1, hi_mask);
+            BITNET_I2S_UNROLL
+            for (int c = 0; c < C; ++c) {
+                const int8_t * ac = a + c * lda + k;
+                lo[c][0] = _mm512_dpbusd_epi32(lo[c][0], l0, _mm512_load_si512(ac));
+                hi[c][0] = _mm512_dpbusd_epi32(hi[c][0], h0, _mm512_load_si512(ac + 64));
+                lo[c][1] = _mm512_dpbusd_epi32(lo[c][1], l1, _mm512_load_si512(ac + 128));
+                hi[c][1] = _mm512_dpbusd_epi32(hi[c][1], h1, _mm512_load_si512(ac + 192));
+            }
+        }
+        if (k + 128 <= K) {
+            const __m512i u = v512_fix3(v512_block(p));
+            const __m512i l = _mm512_and_si512(u, lo_mask), h = _mm512_and_si512(u, hi_mask);
+            BITNET_I2S_UNROLL
+            for (int c = 0; c < C; ++c) {
+                const int8_t * ac = a + c * lda + k;
+                lo[c][0] = _mm512_dpbusd_epi32(lo[c][0], l, _mm512_load_si512(ac));
+                hi[c][0] = _mm512_dpbusd_epi32(hi[c][0], h, _mm512_load_si512(ac + 64));
+            }
+            k += 128;
+            p += 32;
+        }
+        if (k < K) {
+            const __m512i l = _mm512_and_si512(v512_fix3(v512_block(p)), lo_mask);
+            BITNET_I2S_UNROLL
+            for (int c = 0; c < C; ++c) {
+                lo[c][1] = _mm512_dpbusd_epi32(lo[c][1], l, _mm512_load_si512(a + c * lda + k));
+            }
+        }
+        BITNET_I2S_UNROLL
+        for (int c = 0; c < C; ++c) {
+            // each lane is an exact multiple of its scale, so the arithmetic shifts are exact
+            const __m512i s = _mm512_add_epi32(_mm512_srav_epi32(_mm512_add_epi32(lo[c][0], lo[c][1]), lo_shift),
+                                               _mm512_srav_epi32(_mm512_add_epi32(hi[c][0], hi[c][1]), hi_shift));
+            out[c * ldo + (r - r0)] = _mm512_reduce_add_epi32(s) - a_sum[c];
+        }
+    }
+}
+
+// ---- many columns: lanes run along the 16 columns ----------------------------------------------
+//
+// Activations of a k-chunk are transposed once per call into [k/4][16 columns] dwords, weights of
+// V512_ROWS rows are decoded to plain u8 codes in L1, and every dpbusd multiplies a broadcast dword
+// of 4 codes of one row with the 4 matching activations of all 16 columns. Each decoded weight is
+// used by 16 columns, each activation load by V512_ROWS rows, and the accumulators are final
+// (row, column) sums: no horizontal reductions, no activation traffic from L2 in the inner loop.
+
+#define V512_KC   512  // k per chunk: 8 KiB of transposed activations + 8 KiB of codes
+#define V512_ROWS 16   // rows per register block (16 accumulators)
+#define V512_TILE 64   // rows whose accumulators persist in memory across k-chunks
+
+// 16x16 transpose of dwords: in[c] = 16 dwords of column c -> out[j] = dword j of every column
+BITNET_I2S_INLINE void v512_transpose16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i]     = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    // per 128-bit lane L, u[4g + j] holds dword 4L + j of columns 4g..4g+3
+    for (int g = 0; g < 4; ++g) {
+        u[4 * g + 0] = _mm512_unpacklo_epi64(t[4 * g + 0], t[4 * g + 2]);
+        u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g + 0], t[4 * g + 2]);
+        u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+        u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+    }
+    // 4x4 transpose of 128-bit lanes across the column groups
+    for (int j = 0; j < 4; ++j) {
+        const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44);
+        const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xEE);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+        const __m512i v3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xEE);
+        r[j]      = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + j]  = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+        r[8 + j]  = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + j] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+    }
+}
+
+// activations [k0, k0 + kc) of ncols columns (zero beyond) -> dst[(k/4) * 16 + column]
+static void v512_pack_act(const int8_t * a, int64_t lda, int64_t ncols, int64_t k0, int64_t kc, int32_t * dst) {
+    for (int64_t k = 0; k < kc; k += 64) {
+        __m512i r[16];
+        for (int c = 0; c < 16; ++c) {
+            r[c] = c < ncols ? _mm512_load_si512(a + c * lda + k0 + k) : _mm512_setzero_si512();
+        }
+        v512_transpose16(r);
+        for (int j = 0; j < 16; ++j) {
+            _mm512_store_si512(dst + (k / 4 + j) * 16, r[j]);
+        }
+    }
+}
+
+// codes of global elements [g, g + n) (g, n multiples of 64) -> dst, one byte per code
+static void v512_decode(const uint8_t * w, int64_t g, int64_t n, uint8_t * dst) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i lo_shift = _mm512_inserti64x4(_mm512_set1_epi16(6), _mm256_set1_epi16(4), 1);
+    const __m512i hi_shift = _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_setzero_si256(), 1);
+    const uint8_t * p = w + (g / 128) * 32;
+    int64_t i = 0;
+    if (g & 127) {
+        const __m512i u = v512_fix3(v512_block(p));
+        _mm512_store_si512(dst, _mm512_and_si512(_mm512_srlv_epi16(u, hi_shift), m3));
+        p += 32;
+        i = 64;
+    }
+    for (; i + 128 <= n; i += 128, p += 32) {
+        const __m512i u = v512_fix3(v512_block(p));
+        _mm512_store_si512(dst + i,      _mm512_and_si512(_mm512_srlv_epi16(u, lo_shift), m3));
+        _mm512_store_si512(dst + i + 64, _mm512_and_si512(_mm512_srlv_epi16(u, hi_shift), m3));
+    }
+    if (i < n) {
+        const __m512i u = v512_fix3(v512_block(p));
+        _mm512_store_si512(dst + i, _mm512_and_si512(_mm512_srlv_epi16(u, lo_shift), m3));
+    }
+}
+
+// acc[i] (16 columns of row i) += codes[i][0..kc) . act chunk
+static void v512_micro(const int32_t * act, const uint8_t * codes, int64_t kc, int32_t * acc_mem, bool first) {
+    __m512i acc[V512_ROWS];
+    BITNET_I2S_UNROLL
+    for (int i = 0; i < V512_ROWS; ++i) {
+        acc[i] = first ? _mm512_setzero_si512() : _mm512_load_si512(acc_mem + i * 16);
+    }
+    const int32_t * wq = (const int32_t *) codes;
+    for (int64_t q = 0; q < kc / 4; ++q) {
+        const __m512i av = _mm512_load_si512(act + q * 16);
+        BITNET_I2S_UNROLL
+        for (int i = 0; i < V512_ROWS; ++i) {
+            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_set1_epi32(wq[i * (V512_KC / 4) + q]), av);
+        }
+    }
+    BITNET_I2S_UNROLL
+    for (int i = 0; i < V512_ROWS; ++i) {
+        _mm512_store_si512(acc_mem + i * 16, acc[i]);
+    }
+}
+
+static void v512_rows_many(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                           const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                           int32_t * out, int64_t ldo) {
+    alignas(64) int32_t act[V512_KC / 4 * 16];
+    alignas(64) uint8_t codes[V512_ROWS * V512_KC];
+    alignas(64) int32_t acc[V512_TILE * 16];
+    for (int64_t rt = r0; rt < r1; rt += V512_TILE) {
+        const int64_t nr = r1 - rt < V512_TILE ? r1 - rt : V512_TILE;
+        for (int64_t k0 = 0; k0 < K; k0 += V512_KC) {
+            const int64_t kc = K - k0 < V512_KC ? K - k0 : V512_KC;
+            v512_pack_act(a, lda, ncols, k0, kc, act);
+            for (int64_t rb = 0; rb < nr; rb += V512_ROWS) {
+                for (int i = 0; i < V512_ROWS; ++i) {
+                    uint8_t * dst = codes + i * V512_KC;
+                    if (rb + i < nr) {
+                        const int64_t g = (rt + rb + i) * K + k0;
+                        v512_decode(w, g, kc, dst);
+                        if (k0 + V512_KC < K) {
+                            // the next chunk of this row is needed after the other row blocks of this
+                            // chunk: 16 short strided streams that the hardware prefetchers miss
+                            const char * nx = (const char *) w + (g + V512_KC) / 4;
+                            for (int64_t off = 0; off < V512_KC / 4 + 63; off += 64) {
+                                _mm_prefetch(nx + off, _MM_HINT_T0);
+                            }
+                        }
+                    } else {
+                        memset(dst, 0, (size_t) kc);  // ragged row block: padding rows are computed and dropped
+                    }
+                }
+                v512_micro(act, codes, kc, acc + rb * 16, k0 == 0);
+            }
+        }
+        for (int64_t c = 0; c < ncols; ++c) {
+            int32_t * o = out + c * ldo + (rt - r0);
+            for (int64_t i = 0; i < nr; ++i) {
+                o[i] = acc[i * 16 + c] - a_sum[c];
+            }
+        }
+    }
+}
+
+void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                                int32_t * out, int64_t ldo) {
+    if (ncols > V512_FEW_COLS) {
+        for (int64_t c0 = 0; c0 < ncols; c0 += 16) {
+            const int64_t nc = ncols - c0 < 16 ? ncols - c0 : 16;
+            v512_rows_many(K, w, r0, r1, a + c0 * lda, a_sum + c0, lda, nc, out + c0 * ldo, ldo);
+        }
+        return;
+    }
+    switch (ncols) {
+        case 1:  v512_rows_few(1, K, w, r0, r1, a, a_sum, lda, out, ldo); break;
+        case 2:  v512_rows_few(2, K, w, r0, r1, a, a_sum, lda, out, ldo); break;
+        case 3:  v512_rows_few(3, K, w, r0, r1, a, a_sum, lda, out, ldo); break;
+        case 4:  v512_rows_few(4, K, w, r0, r1, a, a_sum, lda, out, ldo); break;
+        default: break;
+    }
+}
+
+#endif // BITNET_I2S_HAVE_AVX512VNNI

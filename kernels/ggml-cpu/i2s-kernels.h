@@ -1,0 +1,57 @@
+// Which arch-specific I2_S kernels this translation unit's ISA flags allow. The arch files and the
+// dispatcher test the same macros, so a kernel is referenced exactly when it is compiled.
+// No runtime CPU detection is needed: ggml-cpu variants are built per ISA level and only loaded
+// on CPUs that have it.
+#pragma once
+
+#include "i2s-gemm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+#  if defined(__AVX2__)
+#    define BITNET_I2S_HAVE_AVX2 1
+void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                          const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                          int32_t * out, int64_t ldo);
+#  endif
+#  if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#    define BITNET_I2S_HAVE_AVX512VNNI 1
+void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                                int32_t * out, int64_t ldo);
+#  endif
+#endif
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#  define BITNET_I2S_HAVE_NEON 1
+void bitnet_i2s_gemm_neon(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                          const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                          int32_t * out, int64_t ldo);
+#  if defined(__ARM_FEATURE_DOTPROD)
+#    define BITNET_I2S_HAVE_DOTPROD 1
+void bitnet_i2s_gemm_dotprod(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                             const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                             int32_t * out, int64_t ldo);
+#  endif
+#endif
+
+// The SIMD kernels walk rows in 64-element halves of a 128-block: they need K % 64 == 0
+// (every row then starts at element 0 or 64 of a block; K = 8640 is such a case).
+#define BITNET_I2S_SIMD_K_ALIGN 64
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define BITNET_I2S_INLINE static inline __attribute__((always_inline))
+// loops over register-blocked columns/rows must be unrolled completely, or the accumulator arrays
+// live on the stack (GCC -O2 does not do it by itself)
+#  define BITNET_I2S_UNROLL _Pragma("GCC unroll 16")
+#else
+#  define BITNET_I2S_INLINE static inline
+#  define BITNET_I2S_UNROLL
+#endif
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,122 @@
+"""A few ggml C functions through ctypes, to test the built libraries directly (no llama.cpp tool in between)."""
+
+from __future__ import annotations
+
+import ctypes as C
+from pathlib import Path
+
+import numpy as np
+
+GGML_TYPE_F32 = 0
+GGML_TYPE_I32 = 26
+GGML_TYPE_I2_S = 36
+
+
+class InitParams(C.Structure):
+    _fields_ = [("mem_size", C.c_size_t), ("mem_buffer", C.c_void_p), ("no_alloc", C.c_bool)]
+
+
+class TypeTraits(C.Structure):
+    _fields_ = [
+        ("type_name", C.c_char_p),
+        ("blck_size", C.c_int64),
+        ("blck_size_interleave", C.c_int64),
+        ("type_size", C.c_size_t),
+        ("is_quantized", C.c_bool),
+        ("to_float", C.CFUNCTYPE(None, C.c_void_p, C.c_void_p, C.c_int64)),
+        ("from_float_ref", C.CFUNCTYPE(None, C.c_void_p, C.c_void_p, C.c_int64)),
+    ]
+
+
+class Ggml:
+    def __init__(self, lib_dir: Path) -> None:
+        self.base = C.CDLL(str(lib_dir / "libggml-base.so"), mode=C.RTLD_GLOBAL)
+        self.cpu = C.CDLL(str(lib_dir / "libggml-cpu.so"), mode=C.RTLD_GLOBAL)
+        b, c = self.base, self.cpu
+        b.ggml_init.restype = C.c_void_p
+        b.ggml_init.argtypes = [InitParams]
+        b.ggml_free.argtypes = [C.c_void_p]
+        b.ggml_new_tensor_2d.restype = C.c_void_p
+        b.ggml_new_tensor_2d.argtypes = [C.c_void_p, C.c_int, C.c_int64, C.c_int64]
+        b.ggml_new_tensor_1d.restype = C.c_void_p
+        b.ggml_new_tensor_1d.argtypes = [C.c_void_p, C.c_int, C.c_int64]
+        b.ggml_get_data.restype = C.c_void_p
+        b.ggml_get_data.argtypes = [C.c_void_p]
+        b.ggml_nbytes.restype = C.c_size_t
+        b.ggml_nbytes.argtypes = [C.c_void_p]
+        b.ggml_row_size.restype = C.c_size_t
+        b.ggml_row_size.argtypes = [C.c_int, C.c_int64]
+        b.ggml_mul_mat.restype = C.c_void_p
+        b.ggml_mul_mat.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p]
+        b.ggml_get_rows.restype = C.c_void_p
+        b.ggml_get_rows.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p]
+        b.ggml_new_graph.restype = C.c_void_p
+        b.ggml_new_graph.argtypes = [C.c_void_p]
+        b.ggml_build_forward_expand.argtypes = [C.c_void_p, C.c_void_p]
+        b.ggml_quantize_chunk.restype = C.c_size_t
+        b.ggml_quantize_chunk.argtypes = [C.c_int, C.c_void_p, C.c_void_p, C.c_int64, C.c_int64, C.c_int64, C.c_void_p]
+        b.ggml_get_type_traits.restype = C.POINTER(TypeTraits)
+        b.ggml_get_type_traits.argtypes = [C.c_int]
+        b.ggml_type_name.restype = C.c_char_p
+        b.ggml_type_name.argtypes = [C.c_int]
+        c.ggml_graph_compute_with_ctx.restype = C.c_int
+        c.ggml_graph_compute_with_ctx.argtypes = [C.c_void_p, C.c_void_p, C.c_int]
+        c.ggml_cpu_init()
+
+    # -- whole-tensor quantization through the type's registered functions
+    def quantize(self, gtype: int, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        rows, cols = x.shape
+        out = np.zeros(rows * self.base.ggml_row_size(gtype, cols) + 64, dtype=np.uint8)
+        n = self.base.ggml_quantize_chunk(gtype, x.ctypes.data, out.ctypes.data, 0, rows, cols, None)
+        return out[:n].copy()
+
+    def dequantize(self, gtype: int, data: np.ndarray, n: int) -> np.ndarray:
+        y = np.zeros(n, dtype=np.float32)
+        data = np.ascontiguousarray(data)
+        self.base.ggml_get_type_traits(gtype).contents.to_float(data.ctypes.data, y.ctypes.data, n)
+        return y
+
+    # -- one-op graphs computed by the CPU backend
+    def _tensor(self, ctx: int, gtype: int, ne0: int, ne1: int, data: np.ndarray) -> int:
+        t = self.base.ggml_new_tensor_2d(ctx, gtype, ne0, ne1)
+        nbytes = self.base.ggml_nbytes(t)
+        raw = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+        assert raw.size == nbytes, f"tensor needs {nbytes} bytes, got {raw.size}"
+        C.memmove(self.base.ggml_get_data(t), raw.ctypes.data, nbytes)
+        return t
+
+    def _compute(self, ctx: int, out: int, threads: int, shape: tuple[int, ...]) -> np.ndarray:
+        gf = self.base.ggml_new_graph(ctx)
+        self.base.ggml_build_forward_expand(gf, out)
+        status = self.cpu.ggml_graph_compute_with_ctx(ctx, gf, threads)
+        assert status == 0, f"ggml_graph_compute_with_ctx returned {status}"
+        n = int(np.prod(shape))
+        buf = (C.c_float * n).from_address(self.base.ggml_get_data(out))
+        return np.frombuffer(buf, dtype=np.float32, count=n).reshape(shape).copy()
+
+    def _context(self, size: int) -> int:
+        return self.base.ggml_init(InitParams(size + (64 << 20), None, False))
+
+    def mul_mat(self, gtype: int, wdata: np.ndarray, k: int, m: int, x: np.ndarray, threads: int = 2) -> np.ndarray:
+        """y[n, m] = W[m, k] @ x[n, k] with W given as raw bytes of gtype."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
+        ctx = self._context(wdata.nbytes + x.nbytes * 2 + n * m * 4)
+        try:
+            w = self._tensor(ctx, gtype, k, m, wdata)
+            xt = self._tensor(ctx, GGML_TYPE_F32, k, n, x)
+            return self._compute(ctx, self.base.ggml_mul_mat(ctx, w, xt), threads, (n, m))
+        finally:
+            self.base.ggml_free(ctx)
+
+    def get_rows(self, gtype: int, wdata: np.ndarray, k: int, m: int, rows: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(rows, dtype=np.int32)
+        ctx = self._context(wdata.nbytes + rows.size * k * 4)
+        try:
+            w = self._tensor(ctx, gtype, k, m, wdata)
+            idx = self.base.ggml_new_tensor_1d(ctx, GGML_TYPE_I32, rows.size)
+            C.memmove(self.base.ggml_get_data(idx), rows.ctypes.data, rows.nbytes)
+            return self._compute(ctx, self.base.ggml_get_rows(ctx, w, idx), 1, (rows.size, k))
+        finally:
+            self.base.ggml_free(ctx)
