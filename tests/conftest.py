@@ -58,3 +58,10 @@ def tiny_i2s(models_dir: Path, vocab_gguf: Path) -> Path:
 
 def run_tool(bin_dir: Path, tool: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(bin_dir / tool), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_i2s(models_dir: Path, vocab_gguf: Path) -> Path:
+    """A random ternary `llama` I2_S model (the Llama3/Falcon3 1.58-bit family). Its separate output matrix makes
+    greedy text varied, where tiny_i2s (tied embeddings) just repeats the last prompt token."""
+    return write_synthetic_gguf(models_dir / "tiny-llama-i2_s.gguf", "llama", "tiny", "i2_s", vocab_gguf, seed=2)

@@ -84,7 +84,7 @@ def test_numpy_i2s_file_generates_same_tokens(bin_dir: Path, quantized: dict[int
     assert len(a.stdout) > len("The quick brown fox")
 
 
-@pytest.mark.parametrize("qtype", ["TQ2_0", "TQ1_0", "Q8_0", "Q4_0", "Q1_0", "MXFP4"])
+@pytest.mark.parametrize("qtype", ["TQ2_0", "TQ1_0", "Q8_0", "Q4_0", "Q6_K", "Q1_0", "Q2_0", "MXFP4_MOE"])
 def test_upstream_types_still_work(bin_dir: Path, tiny_f32: Path, tmp_path: Path, qtype: str) -> None:
     out = tmp_path / f"{qtype}.gguf"
     proc = run_tool(bin_dir, "llama-quantize", str(tiny_f32), str(out), qtype, "2")
@@ -109,13 +109,14 @@ def test_partial_block_tensor_is_refused(bin_dir: Path, tiny_i2s: Path, tmp_path
     bad = tmp_path / "bad.gguf"
     raw = bytearray(tiny_i2s.read_bytes())
     f = GGUFFile(tiny_i2s)
-    # shrink blk.0.attn_k's ne1 from 128 to 127 in the tensor table (its ne0 is 256: 256*127 % 128 != 0)
+    # reshape blk.0.attn_k from [256, 128] to [260, 127] in the tensor table: 33020 elements, not whole 128-blocks
     name = b"blk.0.attn_k.weight"
     pos = raw.index(name) + len(name)
     n_dims = int.from_bytes(raw[pos:pos + 4], "little")
     assert n_dims == 2 and f.tensors["blk.0.attn_k.weight"].shape == (256, 128)
+    raw[pos + 4:pos + 12] = (260).to_bytes(8, "little")
     raw[pos + 12:pos + 20] = (127).to_bytes(8, "little")
     bad.write_bytes(bytes(raw))
     gen = generate(bin_dir, bad)
     assert gen.returncode != 0
-    assert "tensor 'blk.0.attn_k.weight' of type i2_s has 32512 elements, not a multiple of 128" in gen.stderr
+    assert "tensor 'blk.0.attn_k.weight' of type i2_s has 33020 elements, not a multiple of 128" in gen.stderr

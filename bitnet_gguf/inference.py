@@ -1,0 +1,101 @@
+"""run_inference.py: bitnet.cpp's command line, run by our build's llama-completion.
+
+bitnet.cpp calls llama-cli; in the pinned llama.cpp, llama-cli became a chat-only front end and the old
+prompt-in, text-out program is llama-completion, which still has -cnv, -sys and --no-display-prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+
+from . import chat_templates
+from .errors import BitnetError
+from .model_info import check_gguf, read_metadata
+from .runtime import DEFAULT_MODEL, build_dir, find_tool, physical_cores, resolve_model
+
+
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Our options, and whatever follows `--` (handed to llama.cpp unchanged)."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_inference.py",
+        description="Run a BitNet GGUF on the CPU (bitnet.cpp-compatible flags). "
+                    "Options after -- go to llama-completion unchanged.")
+    p.add_argument("-m", "--model", default=str(DEFAULT_MODEL), help=f"GGUF model (default: {DEFAULT_MODEL})")
+    p.add_argument("-p", "--prompt", help="prompt to complete; with -cnv, the system prompt")
+    p.add_argument("-n", "--n-predict", type=int, default=128, help="tokens to generate (default: 128; -1 = until end of text)")
+    p.add_argument("-t", "--threads", type=int, help=f"threads (default: the physical cores, {physical_cores()} here)")
+    p.add_argument("-c", "--ctx-size", type=int, default=2048, help="context size in tokens (default: 2048)")
+    p.add_argument("-temp", "--temperature", type=float, default=0.8, help="sampling temperature, 0 = greedy (default: 0.8)")
+    p.add_argument("-b", "--batch-size", type=int, help="logical batch size for prompt processing (llama.cpp default: 2048)")
+    p.add_argument("--seed", type=int, help="sampling seed (default: random)")
+    p.add_argument("--top-k", type=int, help="top-k sampling (llama.cpp default: 40; 0 = off)")
+    p.add_argument("--top-p", type=float, help="top-p sampling (llama.cpp default: 0.95; 1.0 = off)")
+    p.add_argument("--repeat-penalty", type=float, help="penalty for repeated tokens (llama.cpp default: 1.0 = off)")
+    p.add_argument("-cnv", "--conversation", action="store_true",
+                   help="chat interactively; the prompt becomes the system prompt")
+    p.add_argument("--chat-template", metavar="NAME|FILE",
+                   help=f"chat template for -cnv: {', '.join(chat_templates.BUILTIN)}, gguf, or a Jinja file "
+                        "(default: the model's own, else chosen by architecture)")
+    p.add_argument("--build-dir", help="llama.cpp build folder (default: $BITNET_GGUF_BUILD_DIR or build/)")
+    p.add_argument("--quiet", action="store_true", help="no llama.cpp log on stderr, only the text and errors")
+    p.add_argument("--dry-run", action="store_true", help="print the llama-completion command instead of running it")
+    return p
+
+
+def build_command(args: argparse.Namespace, passthrough: list[str]) -> list[str]:
+    exe = find_tool("llama-completion", build_dir(args.build_dir))
+    model = resolve_model(args.model)
+    threads = args.threads if args.threads and args.threads > 0 else physical_cores()
+    cmd = [str(exe), "-m", str(model), "-n", str(args.n_predict), "-t", str(threads), "-c", str(args.ctx_size),
+           "--temp", str(args.temperature)]
+    optional = [("-b", args.batch_size), ("--seed", args.seed), ("--top-k", args.top_k), ("--top-p", args.top_p),
+                ("--repeat-penalty", args.repeat_penalty)]
+    cmd += [item for flag, value in optional if value is not None for item in (flag, str(value))]
+    if args.quiet:
+        cmd += ["--log-verbosity", "1"]  # errors only; the generated text is level 0 and still printed
+    if args.conversation:
+        template = chat_templates.select(read_metadata(model), args.chat_template)
+        cmd += ["-cnv", *chat_templates.llama_cpp_args(template)]
+        if args.prompt:
+            cmd += ["-sys", args.prompt]
+    else:
+        if args.prompt is None:
+            raise BitnetError("-p/--prompt is required (or use -cnv to chat)")
+        check_gguf(model)
+        # -no-cnv: llama-completion would otherwise switch to chat mode whenever the GGUF has a template
+        cmd += ["-no-cnv", "-p", args.prompt]
+    return cmd + passthrough
+
+
+def main(argv: list[str] | None = None) -> int:
+    ours, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
+    args = parser().parse_args(ours)
+    try:
+        cmd = build_command(args, passthrough)
+    except BitnetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        # Become llama-completion: tokens stream straight to the terminal, Ctrl-C and stdin (for -cnv) reach it
+        # directly, and its exit code is ours.
+        os.execv(cmd[0], cmd)
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 130

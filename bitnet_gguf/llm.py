@@ -1,0 +1,107 @@
+"""`bitnet_gguf.Llama`: llama-cpp-python's Llama running on our libllama (the one that knows I2_S).
+
+llama-cpp-python loads its shared library once, when `llama_cpp` is first imported, from $LLAMA_CPP_LIB_PATH.
+This module points that at our build before the import, so importing it is what binds the process to our
+library; `bitnet_gguf` itself stays free of llama_cpp (its __init__ exports Llama lazily).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import chat_templates
+from .errors import BitnetError
+from .model_info import check_gguf
+from .runtime import library_dir, physical_cores, resolve_model
+
+
+def _bind_library() -> Path:
+    lib_dir = library_dir()
+    loaded = sys.modules.get("llama_cpp.llama_cpp")
+    if loaded is not None:
+        # Too late to choose: the library of the first import stays for the life of the process.
+        current = Path(getattr(getattr(loaded, "_lib", None), "_name", "") or "").resolve().parent
+        if current != lib_dir.resolve():
+            raise BitnetError(f"llama_cpp was imported before bitnet_gguf.Llama and loaded {current}; "
+                              f"import bitnet_gguf.Llama first, or set LLAMA_CPP_LIB_PATH={lib_dir}")
+        return lib_dir
+    os.environ["LLAMA_CPP_LIB_PATH"] = str(lib_dir)
+    return lib_dir
+
+
+LIB_DIR = _bind_library()
+
+import llama_cpp  # noqa: E402  (must follow _bind_library)
+from llama_cpp.llama_chat_format import ChatFormatterResponse  # noqa: E402
+
+
+class _TemplateFormatter:
+    """A llama-cpp-python chat formatter that builds the prompt exactly as llama.cpp's server does.
+
+    llama.cpp strips a leading BOS from the rendered template when the vocab adds one anyway, then tokenizes
+    with add_special; doing the same here (added_special=False) keeps the Python API's prompts token-for-token
+    equal to the CLI's and the server's, with one BOS, never two.
+    """
+
+    def __init__(self, template: chat_templates.ChatTemplate, bos_token: str, eos_token: str, add_bos: bool) -> None:
+        self.template = template
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        self.add_bos = add_bos
+
+    def __call__(self, *, messages: Sequence[dict[str, Any]], **_: Any) -> ChatFormatterResponse:
+        prompt = chat_templates.render(self.template, messages, self.bos_token, self.eos_token)
+        if self.add_bos and self.bos_token and prompt.startswith(self.bos_token):
+            prompt = prompt[len(self.bos_token):]
+        # generation stops at end-of-generation tokens (eos, <|eot_id|>) by itself; no stop strings needed
+        return ChatFormatterResponse(prompt=prompt, added_special=False)
+
+
+class Llama(llama_cpp.Llama):
+    """llama_cpp.Llama with bitnet-gguf defaults: our library, physical-core threads, a 2048-token context,
+    quiet loading, and the same chat template as run_inference.py -cnv and run_server.py.
+
+    Everything else is llama-cpp-python's API: create_completion / __call__, create_chat_completion,
+    tokenize / detokenize, eval and scores (all rows with logits_all=True).
+    """
+
+    def __init__(self, model_path: str | os.PathLike[str], *, n_ctx: int = 2048, n_threads: int | None = None,
+                 n_threads_batch: int | None = None, chat_template: str | None = None, verbose: bool = False,
+                 **kwargs: Any) -> None:
+        path = resolve_model(model_path)
+        check_gguf(path)
+        threads = n_threads or physical_cores()
+        super().__init__(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=n_threads_batch or threads,
+                         verbose=verbose, **kwargs)
+        if kwargs.get("chat_handler") is None and kwargs.get("chat_format") is None:
+            template = chat_templates.select(self.metadata, chat_template)
+            bos, eos = (self._model.token_get_text(t) if t >= 0 else "" for t in (self.token_bos(), self.token_eos()))
+            add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._model.vocab))
+            formatter = _TemplateFormatter(template, bos, eos, add_bos)
+            self.chat_template = template
+            self.chat_handler = llama_cpp.llama_chat_format.chat_formatter_to_chat_completion_handler(formatter)
+
+    def close(self) -> None:
+        # llama_cpp.Llama.__del__ calls close(), which fails if __init__ stopped early (e.g. model not found)
+        if hasattr(self, "_stack"):
+            super().close()
+
+    def logits(self, prompt: str | Sequence[int], add_bos: bool = True) -> np.ndarray:
+        """Logits after evaluating `prompt` from an empty context: one row per token with logits_all=True,
+        else only the last row; shape (rows, n_vocab), float32."""
+        tokens = self.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True) if isinstance(prompt, str) else list(prompt)
+        if not tokens:
+            raise BitnetError("logits() needs at least one token")
+        self.reset()
+        self.eval(tokens)
+        if self._logits_all:
+            return np.array(self.scores[: self.n_tokens], dtype=np.float32)
+        # without logits_all llama-cpp-python keeps no scores; the context still holds the last token's row
+        last = llama_cpp.llama_get_logits_ith(self.ctx, -1)
+        return np.ctypeslib.as_array(last, shape=(self.n_vocab(),)).astype(np.float32).reshape(1, -1)
