@@ -7,6 +7,7 @@ list(APPEND GGML_CPU_SOURCES
     ${BITNET_CPU_DIR}/i2s-cpu.h
     ${BITNET_CPU_DIR}/i2s-dispatch.c
     ${BITNET_CPU_DIR}/i2s-gemm.h
+    ${BITNET_CPU_DIR}/i2s-kernels.h
     ${BITNET_CPU_DIR}/generic/i2s-gemm.c
     )
 if (GGML_SYSTEM_ARCH STREQUAL "x86")

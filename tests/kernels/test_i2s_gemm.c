@@ -1,0 +1,228 @@
+// Bit-exactness test of every compiled I2_S kernel against the generic reference.
+// Build (no ggml needed), e.g.:
+//   gcc -O2 -march=native -Ikernels -Ikernels/ggml-cpu tests/kernels/test_i2s_gemm.c
+//       kernels/ggml-cpu/generic/i2s-gemm.c kernels/ggml-cpu/i2s-dispatch.c kernels/ggml-cpu/arch/x86/i2s-gemm-x86.c
+// Usage: test_i2s_gemm [--quick] [--seed N]. Prints the kernels it exercised ("tested: ...") and ends
+// with "N passed, M failed"; exits 1 on any mismatch or out-of-range write.
+#define _POSIX_C_SOURCE 200809L  // setenv
+
+#include "i2s-gemm.h"
+#include "i2s-quants.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_COLS  16
+#define SENTINEL  0x5A5A5A5A  // output cells a kernel must not touch keep this value
+
+static uint64_t rng_state;
+
+static uint64_t rng(void) {  // splitmix64: reproducible from the printed seed
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int64_t rnd(int64_t n) {
+    return (int64_t) (rng() % (uint64_t) n);
+}
+
+static void * xalloc(size_t n) {  // 64-aligned like the activation buffer of i2s-cpu.c
+    void * p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (p == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+enum act_mode { ACT_RANDOM, ACT_MIN, ACT_MAX, ACT_EXTREMES, N_ACT_MODES };
+enum w_mode { W_RANDOM, W_WITH_INVALID, W_ALL_PLUS, W_ALL_MINUS, N_W_MODES };
+static const char * act_names[] = { "random", "all-128", "all+127", "random+-extremes" };
+static const char * w_names[] = { "random", "random+code3", "all+1", "all-1" };
+
+static uint8_t make_code(enum w_mode m) {
+    switch (m) {
+        case W_WITH_INVALID: return (uint8_t) rnd(4);
+        case W_ALL_PLUS:     return 2;
+        case W_ALL_MINUS:    return 0;
+        default:             return (uint8_t) rnd(3);
+    }
+}
+
+static int8_t make_act(enum act_mode m) {
+    switch (m) {
+        case ACT_MIN:      return -128;
+        case ACT_MAX:      return 127;
+        case ACT_EXTREMES: return rnd(2) ? 127 : -128;
+        default:           return (int8_t) (rnd(256) - 128);
+    }
+}
+
+struct stats {
+    long passed, failed;
+};
+
+// one kernel call over rows [r0, r1) and ncols columns, compared against the full reference
+static void check_call(const struct bitnet_i2s_kernel * kern, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                       const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                       const int32_t * ref, int64_t M, int32_t * out, struct stats * st, const char * what) {
+    const int64_t ldo = (r1 - r0) + 3;  // a gap between columns catches writes past r1
+    for (int64_t i = 0; i < ldo * MAX_COLS; ++i) {
+        out[i] = SENTINEL;
+    }
+    kern->gemm(K, w, r0, r1, a, a_sum, lda, ncols, out, ldo);
+    long bad = 0;
+    for (int64_t c = 0; c < MAX_COLS; ++c) {
+        for (int64_t i = 0; i < ldo; ++i) {
+            const int32_t got = out[c * ldo + i];
+            const bool inside = c < ncols && i < r1 - r0;
+            const int32_t want = inside ? ref[c * M + r0 + i] : SENTINEL;
+            if (got != want) {
+                if (bad < 3) {
+                    fprintf(stderr, "MISMATCH %s: %s K=%lld rows [%lld,%lld) ncols=%lld: out[col %lld, row %lld] = %d, want %d\n",
+                            kern->name, what, (long long) K, (long long) r0, (long long) r1, (long long) ncols,
+                            (long long) c, (long long) (r0 + i), got, want);
+                }
+                ++bad;
+            }
+        }
+    }
+    if (bad) {
+        st->failed++;
+    } else {
+        st->passed++;
+    }
+}
+
+static void run_shape(int64_t K, int64_t M, enum w_mode wm, enum act_mode am, bool quick,
+                      const struct bitnet_i2s_kernel * kerns, int nk, bool * used, struct stats * st) {
+    // the packed tensor: whole 128-blocks plus the 32-byte tail, as in a real I2_S tensor
+    const int64_t n = M * K;
+    const size_t wbytes = (size_t) ((n + 127) / 128 * 32 + 32);
+    uint8_t * w = xalloc(wbytes);
+    memset(w, 0, wbytes);
+    for (int64_t g = 0; g < (n + 127) / 128 * 128; ++g) {
+        const uint8_t code = g < n ? make_code(wm) : (uint8_t) rnd(4);  // junk after the last element
+        w[(g / 128) * 32 + (g % 32)] |= (uint8_t) (code << (6 - 2 * ((g % 128) / 32)));
+    }
+    // activations: lda padded past K (sometimes by an extra 64) with junk that must not be read
+    const int64_t lda = (K + 63) / 64 * 64 + (rnd(2) ? 64 : 0);
+    int8_t * a = xalloc((size_t) (lda * MAX_COLS));
+    int32_t a_sum[MAX_COLS];
+    for (int64_t c = 0; c < MAX_COLS; ++c) {
+        a_sum[c] = 0;
+        for (int64_t k = 0; k < lda; ++k) {
+            a[c * lda + k] = k < K ? make_act(am) : (int8_t) (rnd(256) - 128);
+            a_sum[c] += k < K ? a[c * lda + k] : 0;
+        }
+    }
+    int32_t * ref = xalloc(sizeof(int32_t) * (size_t) (M * MAX_COLS));
+    bitnet_i2s_gemm_generic(K, w, 0, M, a, a_sum, lda, MAX_COLS, ref, M);
+    int32_t * out = xalloc(sizeof(int32_t) * (size_t) ((M + 3) * MAX_COLS));
+
+    char what[96];
+    snprintf(what, sizeof(what), "M=%lld w=%s a=%s", (long long) M, w_names[wm], act_names[am]);
+    for (int i = 0; i < nk; ++i) {
+        if (K % kerns[i].k_align != 0 || strcmp(kerns[i].name, "generic") == 0) {
+            continue;
+        }
+        used[i] = true;
+        // every column count on the whole range, then random sub-ranges (r0 > 0, possibly odd)
+        for (int64_t nc = 1; nc <= MAX_COLS; nc += quick ? 3 : 1) {
+            check_call(&kerns[i], K, w, 0, M, a, a_sum, lda, nc, ref, M, out, st, what);
+        }
+        for (int t = 0; t < (quick ? 3 : 8); ++t) {
+            const int64_t r0 = rnd(M);
+            const int64_t r1 = r0 + 1 + rnd(M - r0);
+            const int64_t nc = 1 + rnd(MAX_COLS);
+            const int64_t c0 = rnd(MAX_COLS - nc + 1);  // columns other than the first
+            check_call(&kerns[i], K, w, r0, r1, a + c0 * lda, a_sum + c0, lda, nc, ref + c0 * M, M, out, st, what);
+        }
+    }
+    free(w);
+    free(a);
+    free(ref);
+    free(out);
+}
+
+int main(int argc, char ** argv) {
+    bool quick = false;
+    uint64_t seed = 12345;
+    for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = true;
+        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+            seed = strtoull(argv[++i], NULL, 10);
+        } else {
+            fprintf(stderr, "usage: %s [--quick] [--seed N]\n", argv[0]);
+            return 2;
+        }
+    }
+    rng_state = seed;
+
+    int nk;
+    const struct bitnet_i2s_kernel * kerns = bitnet_i2s_gemm_kernels(&nk);
+    printf("seed %llu; compiled:", (unsigned long long) seed);
+    for (int i = 0; i < nk; ++i) {
+        printf(" %s", kerns[i].name);
+    }
+    printf("\n");
+
+    bool used[16] = { false };
+    struct stats st = { 0, 0 };
+    static const int64_t Ks[] = { 128, 256, 1536, 2560, 6912, 8640 };
+    static const int64_t Ms[] = { 1, 3, 17, 63, 64, 65, 200 };
+    for (size_t ki = 0; ki < sizeof(Ks) / sizeof(Ks[0]); ++ki) {
+        for (size_t mi = 0; mi < sizeof(Ms) / sizeof(Ms[0]); ++mi) {
+            const int64_t K = Ks[ki], M = Ms[mi];
+            if (quick && K * M > 2560 * 64) {
+                continue;  // the generic oracle is slow under emulation; big shapes get one case below
+            }
+            // cycle the data modes so every (K, M) meets a different one, plus one random case
+            const int idx = (int) (ki * 7 + mi);
+            run_shape(K, M, (enum w_mode) (idx % N_W_MODES), (enum act_mode) ((idx / N_W_MODES) % N_ACT_MODES),
+                      quick, kerns, nk, used, &st);
+            if (!quick) {
+                run_shape(K, M, (enum w_mode) rnd(N_W_MODES), (enum act_mode) rnd(N_ACT_MODES), quick, kerns, nk, used, &st);
+            }
+        }
+    }
+    // saturation worst cases: every code +1 or -1 against every activation at -128 or +127, long K
+    for (int wm = W_ALL_PLUS; wm <= W_ALL_MINUS; ++wm) {
+        for (int am = ACT_MIN; am <= ACT_MAX; ++am) {
+            run_shape(8640, quick ? 4 : 66, (enum w_mode) wm, (enum act_mode) am, quick, kerns, nk, used, &st);
+            run_shape(6912, quick ? 3 : 17, (enum w_mode) wm, (enum act_mode) am, quick, kerns, nk, used, &st);
+        }
+    }
+    if (quick) {  // one large shape per K family, so quick mode still covers long rows with M > 64
+        run_shape(8640, 70, W_WITH_INVALID, ACT_RANDOM, quick, kerns, nk, used, &st);
+        run_shape(2560, 130, W_RANDOM, ACT_EXTREMES, quick, kerns, nk, used, &st);
+    }
+
+    // the dispatcher honours BITNET_I2S_KERNEL and never picks a kernel that cannot do K
+    for (int i = 0; i < nk; ++i) {
+        setenv("BITNET_I2S_KERNEL", kerns[i].name, 1);
+        const bool ok = strcmp(bitnet_i2s_gemm_name(2560), kerns[i].name) == 0 &&
+                        bitnet_i2s_gemm_select(2560) == kerns[i].gemm &&
+                        strcmp(bitnet_i2s_gemm_name(100), "generic") == 0;
+        ok ? st.passed++ : st.failed++;
+        if (!ok) {
+            fprintf(stderr, "dispatch: BITNET_I2S_KERNEL=%s gave %s\n", kerns[i].name, bitnet_i2s_gemm_name(2560));
+        }
+    }
+    unsetenv("BITNET_I2S_KERNEL");
+    printf("default kernel: K=2560 -> %s, K=8640 -> %s, K=100 -> %s\n",
+           bitnet_i2s_gemm_name(2560), bitnet_i2s_gemm_name(8640), bitnet_i2s_gemm_name(100));
+
+    printf("tested:");
+    for (int i = 0; i < nk; ++i) {
+        if (used[i]) {
+            printf(" %s", kerns[i].name);
+        }
+    }
+    printf("\n%ld passed, %ld failed\n", st.passed, st.failed);
+    return st.failed == 0 ? 0 : 1;
+}
