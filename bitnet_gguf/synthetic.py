@@ -107,7 +107,8 @@ def write_synthetic_gguf(out: Path, arch: str, size: str, outtype: str, vocab_gg
         writer.add_tensor("token_embd.weight", rng.standard_normal((n_vocab, shape.hidden), dtype=np.float32).astype(embd_dtype))
         writer.add_tensor("output_norm.weight", np.ones(shape.hidden, dtype=np.float32))
         if arch == "llama":
-            writer.add_tensor("output.weight", (rng.standard_normal((n_vocab, shape.hidden), dtype=np.float32) / np.sqrt(shape.hidden)).astype(embd_dtype))
+            head = rng.standard_normal((n_vocab, shape.hidden), dtype=np.float32) / np.sqrt(shape.hidden)
+            writer.add_tensor("output.weight", head.astype(embd_dtype))
         for il in range(shape.layers):
             writer.add_tensor(f"blk.{il}.attn_norm.weight", np.ones(shape.hidden, dtype=np.float32))
             writer.add_tensor(f"blk.{il}.ffn_norm.weight", np.ones(shape.hidden, dtype=np.float32))

@@ -1,0 +1,266 @@
+"""Which GGUF tensors a checkpoint becomes, with their shapes, types and the code that produces their bytes.
+
+Every tensor is produced when it is written (one source tensor, or a row chunk of one, in memory at a
+time), so converting a 4.8 GB bf16 checkpoint needs memory for its largest projection, not for the model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import gguf
+import numpy as np
+
+from .arch_map import IGNORED, LAYER_NORMS, PROJECTIONS, SUB_NORMS
+from .errors import BitnetError
+from .gguf_io import I2_S_RAW
+from .hf_checkpoint import ModelConfig
+from .quants import I2S, QK_I2_S, i2s_nbytes
+from .safetensors_reader import FLOAT_DTYPES, SafetensorsReader
+from .ternary import check_ternary_values, master_to_ternary, scale_from_weight_scale, unpack_rows
+
+Q = gguf.GGMLQuantizationType
+# weight types of the whole file (--outtype) and the llama ftype written as general.file_type;
+# 40 is bitnet.cpp's LLAMA_FTYPE_MOSTLY_I2_S (FORMATS.md §1)
+OUTTYPES: dict[str, int] = {"f32": 0, "f16": 1, "bf16": 32, "i2_s": 40}
+# --embd-type choices we can encode in numpy (gguf.quants has no K-quant encoder)
+EMBD_TYPES: dict[str, Q] = {
+    "f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16,
+    "q8_0": Q.Q8_0, "q5_1": Q.Q5_1, "q5_0": Q.Q5_0, "q4_1": Q.Q4_1, "q4_0": Q.Q4_0,
+}
+NOT_YET_EMBD = ("q6_k", "q5_k", "q4_k", "q3_k", "q2_k")
+# token_embd / output when --embd-type is not given: float outtypes keep their own type; i2_s files keep
+# F16 like bitnet.cpp's official GGUF
+DEFAULT_EMBD = {"f32": "f32", "f16": "f16", "bf16": "bf16", "i2_s": "f16"}
+CHUNK_BYTES = 32 << 20
+
+
+class StreamedTensor:
+    """What GGUFWriter.write_tensor_data needs from an array (nbytes, tofile) with bytes produced in chunks."""
+
+    def __init__(self, nbytes: int, chunks: Callable[[], Iterator[bytes | np.ndarray]], name: str) -> None:
+        self.nbytes = nbytes
+        self._chunks = chunks
+        self.name = name
+
+    def tofile(self, fp: BinaryIO) -> None:
+        written = 0
+        for chunk in self._chunks():
+            data = chunk.tobytes() if isinstance(chunk, np.ndarray) else chunk
+            fp.write(data)
+            written += len(data)
+        if written != self.nbytes:  # a planning bug, never a user error: the header already promised nbytes
+            raise AssertionError(f"{self.name}: wrote {written} bytes, planned {self.nbytes}")
+
+
+@dataclass
+class OutTensor:
+    name: str
+    shape: tuple[int, ...]  # numpy order: (rows, cols)
+    qtype: int
+    nbytes: int
+    data: StreamedTensor
+
+
+def _float_bytes(x: np.ndarray, qtype: int) -> np.ndarray:
+    if qtype == Q.F32:
+        return x.astype(np.float32, copy=False)
+    if qtype == Q.F16:
+        return x.astype(np.float16)
+    return gguf.quants.quantize(x, Q(qtype))  # BF16 and the block quants, rounded as llama.cpp does
+
+
+def _nbytes(shape: tuple[int, ...], qtype: int) -> int:
+    block, size = gguf.GGML_QUANT_SIZES[Q(qtype)]
+    return math.prod(shape) // block * size
+
+
+def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's LlamaModel.permute: within each head, interleave the two RoPE halves (HF rotate_half
+    layout -> the GPT-J pair layout the `llama` graph rotates). Rows only, so it works on ternary ints too."""
+    rows = w.shape[0]
+    return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def llama3_rope_factors(cfg: ModelConfig) -> np.ndarray:
+    """rope_freqs for llama3-type rope scaling (as convert_hf_to_gguf.py computes them)."""
+    sc = cfg.rope_scaling or {}
+    factor = float(sc.get("factor", 8.0))
+    low = float(sc.get("low_freq_factor", 1.0))
+    high = float(sc.get("high_freq_factor", 4.0))
+    old_ctx = float(sc.get("original_max_position_embeddings", 8192))
+    dim = cfg.head_dim
+    freqs = 1.0 / (cfg.rope_theta ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
+    low_wavelen, high_wavelen = old_ctx / low, old_ctx / high
+    out = []
+    for f in freqs:
+        wavelen = 2 * math.pi / f
+        if wavelen < high_wavelen:
+            out.append(1.0)
+        elif wavelen > low_wavelen:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+class TensorPlanner:
+    def __init__(self, cfg: ModelConfig, reader: SafetensorsReader, outtype: str, embd_type: str) -> None:
+        self.cfg = cfg
+        self.reader = reader
+        self.outtype = outtype
+        self.embd_qtype = EMBD_TYPES[embd_type]
+        self.used: set[str] = set()
+
+    # --- checks ---------------------------------------------------------------------------------------
+    def _where(self, name: str) -> str:
+        return f"{self.reader.record(name).file}: tensor {name}"
+
+    def _require(self, name: str, shape: tuple[int, ...], float_only: bool = True) -> None:
+        if name not in self.reader:
+            raise BitnetError(f"{self.cfg.model_dir}: missing tensor {name} (expected shape {list(shape)})")
+        rec = self.reader.record(name)
+        if rec.shape != shape:
+            raise BitnetError(f"{rec.file}: tensor {name} has shape {list(rec.shape)}, expected {list(shape)}")
+        if float_only and rec.dtype not in FLOAT_DTYPES:
+            raise BitnetError(f"{rec.file}: tensor {name} has dtype {rec.dtype}, expected a float type")
+        self.used.add(name)
+
+    # --- float tensors (norms, embedding, lm_head) ----------------------------------------------------
+    def _norm(self, hf: str, gg: str, size: int) -> OutTensor:
+        self._require(hf, (size,))
+        return OutTensor(gg, (size,), Q.F32, size * 4,
+                         StreamedTensor(size * 4, lambda: iter([self.reader.read(hf).astype(np.float32)]), gg))
+
+    def _matrix(self, hf: str, gg: str, shape: tuple[int, int], qtype: int) -> OutTensor:
+        self._require(hf, shape)
+        block = gguf.GGML_QUANT_SIZES[Q(qtype)][0]
+        if shape[1] % block:
+            raise BitnetError(f"{self._where(hf)}: {shape[1]} columns are not a multiple of {Q(qtype).name}'s block of {block}")
+        rows_per_chunk = max(1, CHUNK_BYTES // (shape[1] * 4))
+
+        def chunks() -> Iterator[np.ndarray]:
+            for start in range(0, shape[0], rows_per_chunk):
+                stop = min(shape[0], start + rows_per_chunk)
+                yield _float_bytes(self.reader.read(hf, (start, stop)), qtype)
+
+        nbytes = _nbytes(shape, qtype)
+        return OutTensor(gg, shape, qtype, nbytes, StreamedTensor(nbytes, chunks, gg))
+
+    # --- ternary projections --------------------------------------------------------------------------
+    def ternary(self, hf: str) -> tuple[np.ndarray, float]:
+        """(t as int8 [M, K], scale) of one projection, whatever form the checkpoint stores it in."""
+        rec = self.reader.record(hf)
+        where = self._where(hf)
+        scale_name = hf[: -len(".weight")] + ".weight_scale"
+        quant = self.cfg.quant
+        if rec.dtype == "U8":
+            if quant is None or quant.mode != "offline":
+                raise BitnetError(f"{where}: packed uint8 weight, but {self.cfg.config_path} has no offline bitnet quantization_config")
+            if scale_name not in self.reader:
+                raise BitnetError(f"{self.cfg.model_dir}: missing tensor {scale_name} (packed weight {hf} needs its scale)")
+            self.used.add(scale_name)
+            t = unpack_rows(self.reader.read(hf), where)
+            return t, scale_from_weight_scale(self.reader.read(scale_name), quant, self._where(scale_name))
+        if rec.dtype not in FLOAT_DTYPES:
+            raise BitnetError(f"{where}: dtype {rec.dtype}, expected a float master weight or packed U8")
+        w = self.reader.read(hf)
+        if quant is not None and quant.mode == "offline":
+            # AutoBitLinear offline may store unpacked ternary values (transformers packs only when rows = M/4)
+            if scale_name not in self.reader:
+                raise BitnetError(f"{self.cfg.model_dir}: missing tensor {scale_name} (offline-quantized {hf} needs its scale)")
+            self.used.add(scale_name)
+            return check_ternary_values(w, where), scale_from_weight_scale(self.reader.read(scale_name), quant, self._where(scale_name))
+        return master_to_ternary(w)
+
+    def _projection(self, hf: str, gg: str, shape: tuple[int, int], permute_heads: int | None) -> OutTensor:
+        if hf not in self.reader:
+            raise BitnetError(f"{self.cfg.model_dir}: missing tensor {hf} (expected shape {list(shape)})")
+        rec = self.reader.record(hf)
+        module = hf[: -len(".weight")]
+        if self.cfg.quant is not None and any(module == m or module.startswith(m + ".") or module.endswith("." + m)
+                                              for m in self.cfg.quant.modules_to_not_convert):
+            # transformers keeps such a projection in float; ternarizing it would silently change the model
+            raise BitnetError(f"{self.cfg.config_path}: {module} is in quantization_config.modules_to_not_convert "
+                              "(float projections inside a ternary model are not supported)")
+        expect = (shape[0] // 4, shape[1]) if rec.dtype == "U8" else shape
+        if rec.dtype == "U8" and shape[0] % 4:
+            raise BitnetError(f"{rec.file}: tensor {hf} is packed but its {shape[0]} rows are not a multiple of 4")
+        if rec.shape != expect:
+            what = f"packed shape {list(expect)} for {list(shape)}" if rec.dtype == "U8" else str(list(shape))
+            raise BitnetError(f"{rec.file}: tensor {hf} has shape {list(rec.shape)}, expected {what}")
+        self.used.add(hf)
+        n = shape[0] * shape[1]
+        if self.outtype == "i2_s":
+            if n % QK_I2_S:
+                raise BitnetError(f"{rec.file}: tensor {hf} has {n} elements ({shape[0]}x{shape[1]}), "
+                                  f"I2_S needs a multiple of {QK_I2_S}; use --outtype f16")
+            qtype, nbytes = int(I2_S_RAW), i2s_nbytes(n)
+        else:
+            qtype = int(EMBD_TYPES[self.outtype])
+            nbytes = _nbytes(shape, qtype)
+        # a packed weight's scale must be present before the header is written
+        if rec.dtype == "U8" or (self.cfg.quant is not None and self.cfg.quant.mode == "offline"):
+            scale_name = hf[: -len(".weight")] + ".weight_scale"
+            if scale_name not in self.reader:
+                raise BitnetError(f"{self.cfg.model_dir}: missing tensor {scale_name} (weight {hf} needs its scale)")
+            self.used.add(scale_name)
+
+        def chunks() -> Iterator[np.ndarray]:
+            t, s = self.ternary(hf)
+            if permute_heads is not None:
+                t = permute_qk(t, permute_heads)
+            if self.outtype == "i2_s":
+                yield I2S.pack(t, s)
+            else:
+                yield _float_bytes(t.astype(np.float32) * np.float32(s), qtype)
+
+        return OutTensor(gg, shape, qtype, nbytes, StreamedTensor(nbytes, chunks, gg))
+
+    # --- the whole model ------------------------------------------------------------------------------
+    def plan(self) -> list[OutTensor]:
+        c = self.cfg
+        q_rows, kv_rows = c.heads * c.head_dim, c.kv_heads * c.head_dim
+        proj_shapes = {
+            "self_attn.q_proj": (q_rows, c.hidden), "self_attn.k_proj": (kv_rows, c.hidden),
+            "self_attn.v_proj": (kv_rows, c.hidden), "self_attn.o_proj": (c.hidden, q_rows),
+            "mlp.gate_proj": (c.ffn, c.hidden), "mlp.up_proj": (c.ffn, c.hidden), "mlp.down_proj": (c.hidden, c.ffn),
+        }
+        out: list[OutTensor] = [self._matrix("model.embed_tokens.weight", "token_embd.weight", (c.vocab, c.hidden), self.embd_qtype)]
+        if c.rope_scaling and c.rope_scaling.get("rope_type", c.rope_scaling.get("type")) == "llama3":
+            factors = llama3_rope_factors(c)
+            out.append(OutTensor("rope_freqs.weight", factors.shape, Q.F32, factors.nbytes,
+                                 StreamedTensor(factors.nbytes, lambda: iter([factors]), "rope_freqs.weight")))
+        out.append(self._norm("model.norm.weight", "output_norm.weight", c.hidden))
+        # a tied model has no lm_head; llama.cpp then reuses token_embd (our bitnet graph duplicates it)
+        if "lm_head.weight" in self.reader and not c.tied:
+            out.append(self._matrix("lm_head.weight", "output.weight", (c.vocab, c.hidden), self.embd_qtype))
+        elif "lm_head.weight" in self.reader:
+            self.used.add("lm_head.weight")
+        for il in range(c.layers):
+            p = f"model.layers.{il}."
+            for hf, gg in LAYER_NORMS.items():
+                out.append(self._norm(f"{p}{hf}.weight", f"blk.{il}.{gg}.weight", c.hidden))
+            if c.arch.sub_norms:
+                for gg, names in SUB_NORMS.items():
+                    size = q_rows if gg == "attn_sub_norm" else c.ffn
+                    hf = next((f"{p}{n}.weight" for n in names if f"{p}{n}.weight" in self.reader), f"{p}{names[0]}.weight")
+                    out.append(self._norm(hf, f"blk.{il}.{gg}.weight", size))
+            for hf, gg in PROJECTIONS.items():
+                heads = None
+                if c.arch.permute_qk and hf == "self_attn.q_proj":
+                    heads = c.heads
+                elif c.arch.permute_qk and hf == "self_attn.k_proj":
+                    heads = c.kv_heads
+                out.append(self._projection(f"{p}{hf}.weight", f"blk.{il}.{gg}.weight", proj_shapes[hf], heads))
+        extra = sorted(n for n in self.reader.tensors if n not in self.used and not IGNORED.match(n))
+        if extra:
+            rec = self.reader.record(extra[0])
+            more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+            raise BitnetError(f"{rec.file}: unexpected tensor {extra[0]}{more} for {c.arch.hf_arch} "
+                              f"with {c.layers} layers (config.json disagrees with the weights?)")
+        return out

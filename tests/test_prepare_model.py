@@ -1,0 +1,131 @@
+"""setup_env.py's model step (-md / -hr / -q / --quant-embd), without building or downloading anything."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+from bitnet_gguf.errors import BitnetError
+from bitnet_gguf.hf_synthetic import generate_model
+from bitnet_gguf.prepare_model import KNOWN_REPOS, model_name, prepare_model
+
+from .gguf_read import read_gguf
+from .hf_oracle import vocab_dir
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_model("bitnet", "tiny", tmp_path_factory.mktemp("prep") / "src", vocab_dir(), seed=21)
+
+
+def _args(**kw: object) -> Namespace:
+    base: dict[str, object] = {"model_dir": None, "hf_repo": None, "quant_type": "i2_s", "quant_embd": False}
+    base.update(kw)
+    return Namespace(**base)
+
+
+def test_md_converts_then_skips_until_the_checkpoint_changes(ckpt: Path, tmp_path: Path) -> None:
+    d = shutil.copytree(ckpt, tmp_path / "m")
+    log = io.StringIO()
+    out = prepare_model(_args(model_dir=str(d)), None, log)
+    assert out == d / "ggml-model-i2_s.gguf" and out.is_file()
+    first = out.stat().st_mtime_ns
+    assert "converting" in log.getvalue()
+    log = io.StringIO()
+    assert prepare_model(_args(model_dir=str(d)), None, log) == out
+    assert out.stat().st_mtime_ns == first and "not converting again" in log.getvalue()
+    # a newer checkpoint file makes it convert again
+    later = out.stat().st_mtime + 10
+    os.utime(d / "model.safetensors", (later, later))
+    prepare_model(_args(model_dir=str(d)), None, io.StringIO())
+    assert out.stat().st_mtime_ns != first
+
+
+def test_quant_embd_is_q8_0(ckpt: Path, tmp_path: Path) -> None:
+    d = shutil.copytree(ckpt, tmp_path / "m")
+    _, tensors = read_gguf(prepare_model(_args(model_dir=str(d), quant_embd=True), None, io.StringIO()))
+    assert tensors["token_embd.weight"].ggml_type == 8  # GGML_TYPE_Q8_0
+    assert tensors["blk.0.attn_q.weight"].ggml_type == 36
+
+
+@pytest.mark.parametrize("qt", ["tl1", "tl2"])
+def test_tl_types_not_supported_yet(ckpt: Path, qt: str) -> None:
+    with pytest.raises(BitnetError, match=f"-q {qt} is not supported yet; use i2_s"):
+        prepare_model(_args(model_dir=str(ckpt), quant_type=qt), None, io.StringIO())
+
+
+def test_md_without_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(BitnetError, match="no Hugging Face checkpoint"):
+        prepare_model(_args(model_dir=str(tmp_path)), None, io.StringIO())
+    with pytest.raises(BitnetError, match="folder not found"):
+        prepare_model(_args(model_dir=str(tmp_path / "nope")), None, io.StringIO())
+
+
+def test_md_with_only_a_gguf_uses_it(tmp_path: Path) -> None:
+    """microsoft/BitNet-b1.58-2B-4T-gguf: the folder holds the official GGUF and nothing to convert."""
+    gguf = tmp_path / "ggml-model-i2_s.gguf"
+    gguf.write_bytes(b"GGUF....")
+    log = io.StringIO()
+    assert prepare_model(_args(model_dir=str(tmp_path)), None, log) == gguf
+    assert "using it as is" in log.getvalue()
+
+
+def test_repo_names() -> None:
+    assert model_name("microsoft/BitNet-b1.58-2B-4T") == "BitNet-b1.58-2B-4T"
+    assert model_name("tiiuae/Falcon3-7B-Instruct-1.58bit") == "Falcon3-7B-Instruct-1.58bit"
+    assert model_name("someone/other-model") == "other-model"
+    assert "1bitLLM/bitnet_b1_58-3B" in KNOWN_REPOS and "tiiuae/Falcon-E-3B-Base" in KNOWN_REPOS
+
+
+def test_hr_uses_an_existing_local_folder_offline(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    shutil.copytree(ckpt, tmp_path / "BitNet-b1.58-2B-4T")
+    log = io.StringIO()
+    out = prepare_model(_args(model_dir=str(tmp_path), hf_repo="microsoft/BitNet-b1.58-2B-4T"), None, log)
+    assert out == tmp_path / "BitNet-b1.58-2B-4T" / "ggml-model-i2_s.gguf" and out.is_file()
+    assert "no download" in log.getvalue()
+
+
+def test_hr_offline_without_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BitnetError, match="HF_HUB_OFFLINE is set"):
+        prepare_model(_args(model_dir=str(tmp_path), hf_repo="1bitLLM/bitnet_b1_58-large"), None, io.StringIO())
+
+
+def test_hr_downloads_with_snapshot_download(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub path, with snapshot_download served from a local folder (no network here)."""
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls: list[dict[str, object]] = []
+
+    def fake_snapshot_download(repo_id: str, local_dir: str, **kw: object) -> str:
+        calls.append({"repo_id": repo_id, "local_dir": local_dir, **kw})
+        shutil.copytree(ckpt, local_dir, dirs_exist_ok=True)
+        return local_dir
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    out = prepare_model(_args(model_dir=str(tmp_path / "models"), hf_repo="1bitLLM/bitnet_b1_58-large"), None, io.StringIO())
+    assert calls == [{"repo_id": "1bitLLM/bitnet_b1_58-large", "local_dir": str(tmp_path / "models" / "bitnet_b1_58-large")}]
+    assert out == tmp_path / "models" / "bitnet_b1_58-large" / "ggml-model-i2_s.gguf" and out.is_file()
+
+
+def test_hr_download_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def failing(repo_id: str, local_dir: str, **kw: object) -> str:
+        raise OSError("connection refused\nmore detail")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
+    with pytest.raises(BitnetError, match=r"-hr a/b: download failed \(OSError: connection refused\)$"):
+        prepare_model(_args(model_dir=str(tmp_path), hf_repo="a/b"), None, io.StringIO())
+
+
+def test_hr_embedding_models_refused(tmp_path: Path) -> None:
+    with pytest.raises(BitnetError, match="embedding models are not supported yet"):
+        prepare_model(_args(model_dir=str(tmp_path), hf_repo="microsoft/bitnet-embedding-0.6b"), None, io.StringIO())
