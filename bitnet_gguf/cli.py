@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -84,17 +85,22 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_generate)
 
     sub.add_parser("setup", help="build llama.cpp with I2_S and optionally convert a model (setup_env.py)", add_help=False)
+    sub.add_parser("bench", help="llama-bench one model (bitnet.cpp's e2e_benchmark flags: -m -n -p -t)", add_help=False)
+    sub.add_parser("bench-suite", help="our I2_S against upstream types on the 2B-4T shape: table + chart", add_help=False)
     return p
+
+
+# subcommands that parse their own arguments
+_DELEGATED = {"setup": ("setup", "main"), "bench": ("bench", "e2e_main"), "bench-suite": ("bench", "suite_main")}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "setup":
-        from .setup import main as setup_main
-
-        return setup_main(argv[1:])
-    args = parser().parse_args(argv)
     try:
+        if argv and argv[0] in _DELEGATED:
+            module, func = _DELEGATED[argv[0]]
+            return getattr(importlib.import_module(f".{module}", __package__), func)(argv[1:])
+        args = parser().parse_args(argv)
         return args.func(args)
     except BitnetError as e:
         print(f"error: {e}", file=sys.stderr)

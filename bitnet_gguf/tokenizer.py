@@ -92,6 +92,13 @@ def _pad(tokens: dict[int, tuple[str, int]], n_vocab: int, path: Path) -> tuple[
     return out_tokens, out_types
 
 
+def _is_plain_gpt2(tj: dict[str, Any]) -> bool:
+    """GPT-2's own pre-tokenization (ByteLevel with its regex, no prefix space, no normalizer): llama.cpp's "gpt-2"."""
+    pre = tj.get("pre_tokenizer") or {}
+    return (tj.get("normalizer") is None and pre.get("type") == "ByteLevel" and pre.get("use_regex", True)
+            and not pre.get("add_prefix_space", False))
+
+
 def _bpe(model_dir: Path, n_vocab: int, pre_override: str | None) -> Vocabulary:
     path = model_dir / "tokenizer.json"
     try:
@@ -113,10 +120,13 @@ def _bpe(model_dir: Path, n_vocab: int, pre_override: str | None) -> Vocabulary:
         pre = PRE_ALIASES.get(pre_override, pre_override)
     else:
         h = chkhsh(path)
-        if h not in KNOWN_PRE:
+        if h in KNOWN_PRE:
+            pre = KNOWN_PRE[h]
+        elif _is_plain_gpt2(tj):
+            pre = "gpt-2"  # a tokenizer trained from scratch (e.g. models/tiny-shakespeare): the hash can't know it
+        else:
             raise BitnetError(f"{path}: unknown BPE pre-tokenizer (chkhsh {h}); "
                               f"known: {', '.join(sorted(set(KNOWN_PRE.values())))}; pass --tokenizer-pre NAME if you know it")
-        pre = KNOWN_PRE[h]
     special = _special_vocab(model_dir, n_vocab, load_merges=True)
     if not special.merges:
         raise BitnetError(f"{path}: BPE tokenizer without merges")
