@@ -57,7 +57,7 @@ def test_quantized_bytes_match_numpy_packing(quantized: dict[int, Path], tiny_i2
     for name in i2s:
         assert ours.tensors[name].ggml_type == GGML_TYPE_I2_S
         assert np.array_equal(ours.data(name), ref.data(name)), name
-    assert ours.tensors["token_embd.weight"].ggml_type == 1  # F16 by default, as bitnet.cpp
+    assert ours.tensors["token_embd.weight"].ggml_type == 14  # Q6_K by default (tied lm_head; docs/bench/README.md)
 
 
 def test_generate_from_quantized_i2s(bin_dir: Path, quantized: dict[int, Path]) -> None:
