@@ -52,6 +52,20 @@ void bitnet_i2s_gemm_dotprod(int64_t K, const uint8_t * w, int64_t r0, int64_t r
 #  define BITNET_I2S_UNROLL
 #endif
 
+// Calls ROWS(C, K, w, r0, r1, a, a_sum, lda, out, ldo) for each group of up to 4 activation columns,
+// with C a compile-time constant in every call so the per-column accumulators stay in registers.
+#define BITNET_I2S_FOR_GROUPS_OF_4(ROWS, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)      \
+    for (int64_t c0_ = 0; c0_ < (ncols); c0_ += 4) {                                        \
+        const int8_t * ac_ = (a) + c0_ * (lda);                                             \
+        int32_t * oc_ = (out) + c0_ * (ldo);                                                \
+        switch ((ncols) - c0_ < 4 ? (ncols) - c0_ : 4) {                                    \
+            case 1:  ROWS(1, K, w, r0, r1, ac_, (a_sum) + c0_, lda, oc_, ldo); break;       \
+            case 2:  ROWS(2, K, w, r0, r1, ac_, (a_sum) + c0_, lda, oc_, ldo); break;       \
+            case 3:  ROWS(3, K, w, r0, r1, ac_, (a_sum) + c0_, lda, oc_, ldo); break;       \
+            default: ROWS(4, K, w, r0, r1, ac_, (a_sum) + c0_, lda, oc_, ldo); break;       \
+        }                                                                                   \
+    }
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@
 
 // columns that share one decode of a block
 #define ARM_COLS 4
+_Static_assert(ARM_COLS == 4, "BITNET_I2S_FOR_GROUPS_OF_4 hands out at most 4 columns");
 
 BITNET_I2S_INLINE uint8x16_t arm_fix3(uint8x16_t x) {
     return vbicq_u8(x, vandq_u8(vshlq_n_u8(x, 1), vdupq_n_u8(0xAA)));
@@ -112,17 +113,7 @@ BITNET_I2S_INLINE void neon_rows(const int C, int64_t K, const uint8_t * w, int6
 void bitnet_i2s_gemm_neon(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                           const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                           int32_t * out, int64_t ldo) {
-    for (int64_t c0 = 0; c0 < ncols; c0 += ARM_COLS) {
-        const int64_t nc = ncols - c0 < ARM_COLS ? ncols - c0 : ARM_COLS;
-        const int8_t * ac = a + c0 * lda;
-        int32_t * oc = out + c0 * ldo;
-        switch (nc) {
-            case 1:  neon_rows(1, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            case 2:  neon_rows(2, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            case 3:  neon_rows(3, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            default: neon_rows(4, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-        }
-    }
+    BITNET_I2S_FOR_GROUPS_OF_4(neon_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 // ---- dotprod: sdot on unshifted fields ----------------------------------------------------------
@@ -203,17 +194,7 @@ BITNET_I2S_INLINE void dot_rows(const int C, int64_t K, const uint8_t * w, int64
 void bitnet_i2s_gemm_dotprod(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                              const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                              int32_t * out, int64_t ldo) {
-    for (int64_t c0 = 0; c0 < ncols; c0 += ARM_COLS) {
-        const int64_t nc = ncols - c0 < ARM_COLS ? ncols - c0 : ARM_COLS;
-        const int8_t * ac = a + c0 * lda;
-        int32_t * oc = out + c0 * ldo;
-        switch (nc) {
-            case 1:  dot_rows(1, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            case 2:  dot_rows(2, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            case 3:  dot_rows(3, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            default: dot_rows(4, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-        }
-    }
+    BITNET_I2S_FOR_GROUPS_OF_4(dot_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 #endif // BITNET_I2S_HAVE_DOTPROD

@@ -21,6 +21,7 @@
 
 // columns that share one decode of a block (4 codes + 2 accumulators per column fit 16 ymm)
 #define AVX2_COLS 4
+_Static_assert(AVX2_COLS == 4, "BITNET_I2S_FOR_GROUPS_OF_4 hands out at most 4 columns");
 // int16 partial sums: |maddubs| <= 2*2*128 = 512 per lane, 4 per block; 15 blocks plus a head half
 // (2 maddubs) reach 31744 < 32768, so flushing to int32 every 15 blocks cannot overflow
 #define AVX2_FLUSH 15
@@ -115,17 +116,7 @@ void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                           int32_t * out, int64_t ldo) {
     // weights are decoded once per group of columns; the row tile is small enough (caller: 64 rows)
     // to stay in L1/L2 between groups
-    for (int64_t c0 = 0; c0 < ncols; c0 += AVX2_COLS) {
-        const int64_t nc = ncols - c0 < AVX2_COLS ? ncols - c0 : AVX2_COLS;
-        const int8_t * ac = a + c0 * lda;
-        int32_t * oc = out + c0 * ldo;
-        switch (nc) {
-            case 1:  avx2_rows(1, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            case 2:  avx2_rows(2, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            case 3:  avx2_rows(3, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            default: avx2_rows(4, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-        }
-    }
+    BITNET_I2S_FOR_GROUPS_OF_4(avx2_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 #endif // BITNET_I2S_HAVE_AVX2
