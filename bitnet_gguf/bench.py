@@ -88,13 +88,15 @@ def prepare_models(build_dir: Path, work: Path, head_type: str, types: tuple[str
 
 
 def run_llama_bench(build_dir: Path, models: dict[str, Path], threads: str, prompts: str, gen: str, reps: int) -> list[Result]:
-    cmd = [str(find_tool("llama-bench", build_dir)), "-o", "json", "-t", threads, "-p", prompts, "-n", gen, "-r", str(reps), "-ngl", "0"]
+    cmd = [str(find_tool("llama-bench", build_dir)), "-o", "json", "--progress", "-t", threads, "-p", prompts, "-n", gen,
+           "-r", str(reps), "-ngl", "0"]
     for path in models.values():
         cmd += ["-m", str(path)]
     print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # stderr (llama-bench's progress lines) goes to the terminal: this runs for many minutes
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise BitnetError(f"llama-bench failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        raise BitnetError(f"llama-bench failed with exit code {proc.returncode} (its messages are above)")
     by_path = {str(p): q for q, p in models.items()}
     results = []
     for row in json.loads(proc.stdout):
