@@ -78,11 +78,15 @@ def download(repo: str, model_root: Path, log: IO[str] | None = None) -> Path:
     return target
 
 
+def check_quant_type(qt: str) -> None:
+    if qt != "i2_s":
+        raise BitnetError(f"-q {qt} is not supported yet; use i2_s")
+
+
 def prepare_model(args: Namespace, build_dir: Path | None = None, log: IO[str] | None = None) -> Path:
     """Returns the GGUF path. build_dir is unused: conversion needs no llama.cpp binary."""
     qt = getattr(args, "quant_type", "i2_s") or "i2_s"
-    if qt != "i2_s":
-        raise BitnetError(f"-q {qt} is not supported yet; use i2_s")
+    check_quant_type(qt)
     model_dir = Path(args.model_dir) if getattr(args, "model_dir", None) else Path("models")
     if getattr(args, "hf_repo", None):
         model_dir = download(args.hf_repo, model_dir, log)

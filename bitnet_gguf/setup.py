@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     source_dir = Path(args.source_dir).resolve()
     runner = StepRunner(log_dir, total=1 if args.source_only else 3 + (1 if want_model else 0))
     try:
+        if want_model:  # refuse an unsupported -q before a 10-minute build, not after
+            from .prepare_model import check_quant_type
+
+            check_quant_type(args.quant_type)
         pin = load_pin()
         cc, cxx = build.find_compilers(args.compiler)
         runner.step("source", f"llama.cpp b{pin.llama_cpp_build} ({pin.package} {pin.version}) + patches",
