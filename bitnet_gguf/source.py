@@ -42,7 +42,8 @@ def fetch_sdist(pin: Pin, cache: Path | None = None, log=None) -> Path:
     if not target.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+            # --no-binary for this package only: ":all:" would also build pip's metadata helpers (cmake!) from source
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", pin.package,
                    "--dest", tmp, f"{pin.package}=={pin.version}"]
             proc = subprocess.run(cmd, stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             got = Path(tmp) / pin.filename
