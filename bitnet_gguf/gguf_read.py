@@ -43,56 +43,92 @@ def tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int:
 
 
 class GGUFFile:
-    def __init__(self, path: Path) -> None:
+    """metadata_only: read the scalar/string metadata and stop (arrays such as the token list are skipped,
+    the tensor table is not read), which is fast on multi-GB files and works whatever the tensor types."""
+
+    def __init__(self, path: Path, metadata_only: bool = False) -> None:
         self.path = Path(path)
+        self.metadata_only = metadata_only
         self.metadata: dict[str, Any] = {}
         self.tensors: dict[str, TensorEntry] = {}
         try:
-            with open(self.path, "rb") as f:
+            with open(self.path, "rb", buffering=1 << 20) as f:
                 self._parse(f)
-        except (struct.error, UnicodeDecodeError, KeyError, ValueError) as e:
+        except OSError as e:
+            raise BitnetError(f"cannot read {self.path}: {e.strerror or e}") from None
+        except (EOFError, struct.error, UnicodeDecodeError, KeyError, ValueError) as e:
             raise BitnetError(f"{self.path}: not a readable GGUF file ({e})") from None
 
     def _parse(self, f: BinaryIO) -> None:
         if f.read(4) != b"GGUF":
             raise ValueError("bad magic")
-        version, n_tensors, n_kv = struct.unpack("<IQQ", f.read(20))
+        version, n_tensors, n_kv = struct.unpack("<IQQ", _read(f, 20))
         if version < 2:
             raise ValueError(f"GGUF version {version} is not supported")
         for _ in range(n_kv):
-            key = self._string(f)
-            (vtype,) = struct.unpack("<I", f.read(4))
-            self.metadata[key] = self._value(f, vtype)
+            key = _string(f)
+            (vtype,) = struct.unpack("<I", _read(f, 4))
+            if vtype == _ARRAY and self.metadata_only:
+                _skip_array(f)
+            else:
+                self.metadata[key] = _value(f, vtype)
+        if self.metadata_only:
+            return
         infos = []
         for _ in range(n_tensors):
-            name = self._string(f)
-            (n_dims,) = struct.unpack("<I", f.read(4))
-            shape = struct.unpack(f"<{n_dims}Q", f.read(8 * n_dims))
-            gtype, offset = struct.unpack("<IQ", f.read(12))
+            name = _string(f)
+            (n_dims,) = struct.unpack("<I", _read(f, 4))
+            shape = struct.unpack(f"<{n_dims}Q", _read(f, 8 * n_dims))
+            gtype, offset = struct.unpack("<IQ", _read(f, 12))
             infos.append((name, gtype, shape, offset))
         align = int(self.metadata.get("general.alignment", 32))
         data_start = (f.tell() + align - 1) // align * align
         for name, gtype, shape, offset in infos:
             self.tensors[name] = TensorEntry(name, gtype, tuple(shape), data_start + offset, tensor_nbytes(gtype, shape))
 
-    @staticmethod
-    def _string(f: BinaryIO) -> str:
-        (n,) = struct.unpack("<Q", f.read(8))
-        return f.read(n).decode("utf-8")
-
-    def _value(self, f: BinaryIO, vtype: int) -> Any:
-        if vtype == _STRING:
-            return self._string(f)
-        if vtype == _ARRAY:
-            itype, n = struct.unpack("<IQ", f.read(12))
-            if itype in _SCALARS:
-                fmt = _SCALARS[itype]
-                return list(np.frombuffer(f.read(n * struct.calcsize(fmt)), dtype=np.dtype(fmt)).tolist())
-            return [self._value(f, itype) for _ in range(n)]
-        fmt = _SCALARS[vtype]
-        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-
     def data(self, name: str) -> np.ndarray:
         """Raw bytes of a tensor (read-only memory map)."""
         t = self.tensors[name]
         return np.memmap(self.path, dtype=np.uint8, mode="r", offset=t.offset, shape=(t.nbytes,))
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise EOFError("truncated file")
+    return data
+
+
+def _string(f: BinaryIO) -> str:
+    (n,) = struct.unpack("<Q", _read(f, 8))
+    return _read(f, n).decode("utf-8")
+
+
+def _value(f: BinaryIO, vtype: int) -> Any:
+    if vtype == _STRING:
+        return _string(f)
+    if vtype == _ARRAY:
+        itype, n = struct.unpack("<IQ", _read(f, 12))
+        if itype in _SCALARS:
+            fmt = _SCALARS[itype]
+            return list(np.frombuffer(_read(f, n * struct.calcsize(fmt)), dtype=np.dtype(fmt)).tolist())
+        return [_value(f, itype) for _ in range(n)]
+    if vtype not in _SCALARS:
+        raise ValueError(f"unknown value type {vtype}")
+    fmt = _SCALARS[vtype]
+    return struct.unpack(fmt, _read(f, struct.calcsize(fmt)))[0]
+
+
+def _skip_array(f: BinaryIO) -> None:
+    itype, n = struct.unpack("<IQ", _read(f, 12))
+    if itype in _SCALARS:
+        f.seek(n * struct.calcsize(_SCALARS[itype]), 1)
+    elif itype == _STRING:
+        for _ in range(n):
+            (ln,) = struct.unpack("<Q", _read(f, 8))
+            f.seek(ln, 1)
+    elif itype == _ARRAY:
+        for _ in range(n):
+            _skip_array(f)
+    else:
+        raise ValueError(f"unknown array item type {itype}")

@@ -36,7 +36,13 @@ def ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
     amax = float(a.max()) if a.size else 0.0
     if a.size and bool(np.all((a == 0) | (a >= np.float32(amax) * np.float32(1.0 - 1e-5)))):
         return np.sign(w).astype(np.int8), amax
-    mean = np.float32(a.astype(np.float64).mean()) if a.size else np.float32(0)
+    return absmean_ternarize(w)
+
+
+def absmean_ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """transformers' WeightQuant in float32: s = max(mean|w|, 1e-5), t = clamp(round_half_even(w * (1/s)), -1, 1)."""
+    w = np.asarray(w, dtype=np.float32)
+    mean = np.float32(np.abs(w).astype(np.float64).mean()) if w.size else np.float32(0)
     scale = np.float32(max(mean, np.float32(1e-5)))
     inv = np.float32(1.0) / scale
     t = np.clip(np.rint(w * inv), -1, 1).astype(np.int8)

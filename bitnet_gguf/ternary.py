@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import BitnetError
 from .hf_checkpoint import QuantConfig
+from .quants import absmean_ternarize
 
 VALUES_PER_BYTE = 4
 
@@ -64,9 +65,4 @@ def master_to_ternary(w: np.ndarray) -> tuple[np.ndarray, float]:
     Unlike quants.ternarize this has no "already ternary" shortcut: transformers scales even an exactly
     ternary-valued master weight by its mean, so we must too.
     """
-    w = np.asarray(w, dtype=np.float32)
-    mean = np.float32(np.abs(w).mean(dtype=np.float64)) if w.size else np.float32(0)
-    s = np.float32(max(mean, np.float32(1e-5)))
-    inv = np.float32(1.0) / s
-    t = np.clip(np.rint(w * inv), -1, 1).astype(np.int8)
-    return t, float(s)
+    return absmean_ternarize(w)
