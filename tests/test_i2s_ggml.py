@@ -50,7 +50,9 @@ def test_code_3_reads_as_zero(ggml: Ggml) -> None:
 
 @pytest.mark.parametrize("kernel", ["default", "generic"])
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("m,k,n", [(64, 256, 1), (33, 512, 7), (6, 8640, 2), (130, 2560, 18), (640, 2560, 1)])
+# n >= 16 takes the packed form where the kernel has one: whole groups of 16, a ragged rest, several tiles
+@pytest.mark.parametrize("m,k,n", [(64, 256, 1), (33, 512, 7), (6, 8640, 2), (130, 2560, 18), (640, 2560, 1),
+                                   (80, 6912, 16), (200, 1536, 150)])
 def test_mat_mul_matches_reference(ggml: Ggml, m: int, k: int, n: int, threads: int, kernel: str,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     if kernel == "generic":

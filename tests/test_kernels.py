@@ -26,12 +26,13 @@ IS_ARM64 = platform.machine().lower() in ("aarch64", "arm64")
 
 
 def sources(arch: str) -> list[str]:
-    return [str(CPU / "generic" / "i2s-gemm.c"), str(CPU / "i2s-dispatch.c"), str(CPU / "arch" / arch / f"i2s-gemm-{arch}.c")]
+    files = [*sorted((CPU / "generic").glob("*.c")), CPU / "i2s-dispatch.c", *sorted((CPU / "arch" / arch).glob("*.c"))]
+    return [str(f) for f in files]
 
 
 def build(cc: str, flags: list[str], arch: str, main: Path, out: Path) -> Path:
     cmd = [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", *flags, f"-I{KERNELS}", f"-I{CPU}"]
-    cmd += [str(main), *sources(arch), "-o", str(out)]
+    cmd += [str(main), *sources(arch), "-o", str(out), "-lm"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
     return out

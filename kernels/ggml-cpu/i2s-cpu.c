@@ -11,39 +11,43 @@
 
 // int8 activation rows are padded so that every row starts on a cache line
 #define ACT_ALIGN 64
-// output tile handled per kernel call (bounds the int32 scratch on the stack: 8 KiB). 128 rows:
-// the AVX-512 kernel transposes the 16 activation columns once per call, so taller tiles amortize
-// it (64 -> 128 rows: +6% GOPS at 16 columns); 128 rows x K/4 bytes of weights still sit in L2 while
-// the call is repeated for every group of 16 columns.
-#define TILE_ROWS 128
-#define TILE_COLS 16
+// output tile per kernel call, in int32 on the stack (32 KiB): 128 columns is what the packed AVX-512
+// kernel serves with one decode of the weights (V512_GROUPS x 16); 64 rows x K/4 bytes of weights stay
+// in L2 while the other kernels walk the columns a few at a time
+#define TILE_ROWS 64
+#define TILE_COLS 128
 
 static int64_t act_stride(int64_t K) {
     return GGML_PAD(K, ACT_ALIGN);
 }
 
-void bitnet_i2s_quantize_activations(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum) {
-    float amax = 0.0f;
-    for (int64_t i = 0; i < K; ++i) {
-        const float a = fabsf(x[i]);
-        amax = a > amax ? a : amax;
-    }
-    const float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
-    int32_t acc = 0;
-    for (int64_t i = 0; i < K; ++i) {
-        float v = nearbyintf(x[i] * s);
-        v = v > 127.0f ? 127.0f : (v < -128.0f ? -128.0f : v);
-        q[i] = (int8_t) v;
-        acc += q[i];
-    }
-    *scale = s;
-    *sum = acc;
-}
-
 size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst) {
     const struct ggml_tensor * src1 = dst->src[1];
+    const int64_t K = src1->ne[0];
     const int64_t ncols = ggml_nrows(src1);
-    return (size_t) (ncols * act_stride(src1->ne[0]) + ncols * (int64_t) (sizeof(float) + sizeof(int32_t)) + ACT_ALIGN);
+    // int8 rows, their packed copy (whole groups of at most 16 columns), scales and sums
+    return (size_t) (ncols * act_stride(K) + GGML_PAD(ncols, 16) * K + ncols * (int64_t) (sizeof(float) + sizeof(int32_t)) + ACT_ALIGN);
+}
+
+static void quantize_column(const struct ggml_tensor * src1, int64_t j, int8_t * q, float * scale, int32_t * sum) {
+    const int64_t i11 = j % src1->ne[1];
+    const int64_t i12 = (j / src1->ne[1]) % src1->ne[2];
+    const int64_t i13 = j / (src1->ne[1] * src1->ne[2]);
+    const char * x = (const char *) src1->data + i11 * src1->nb[1] + i12 * src1->nb[2] + i13 * src1->nb[3];
+    bitnet_i2s_quantize_activations((const float *) x, q, src1->ne[0], scale, sum);
+}
+
+static const struct bitnet_i2s_kernel * generic_kernel(void) {
+    int n;
+    const struct bitnet_i2s_kernel * k = bitnet_i2s_gemm_kernels(&n);
+    return &k[n - 1];
+}
+
+// y = dot / s_a * s_w in float, in this order (FORMATS.md §3)
+static void scale_rows(const int32_t * restrict dot, int64_t n, float sa, float sw, float * restrict y) {
+    for (int64_t i = 0; i < n; ++i) {
+        y[i] = (float) dot[i] / sa * sw;
+    }
 }
 
 void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct ggml_tensor * dst) {
@@ -68,23 +72,31 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
     const int64_t N = ne11 * ne12 * ne13;
     const int64_t lda = act_stride(K);
 
+    const struct bitnet_i2s_kernel * kern = params->use_ref ? generic_kernel() : bitnet_i2s_kernel_select(K);
+    const int64_t P = kern->pack_cols;
+    const int64_t n_packed = P > 0 ? N / P * P : 0;  // columns in whole packed groups
+
     int8_t  * qa = (int8_t *) GGML_PAD((uintptr_t) params->wdata, ACT_ALIGN);
-    float   * sa = (float *) (qa + N * lda);
+    int8_t  * pa = qa + N * lda;  // 64-byte aligned: lda is
+    float   * sa = (float *) (pa + GGML_PAD(N, 16) * K);
     int32_t * ma = (int32_t *) (sa + N);
 
-    // 1. every thread quantizes whole activation rows (the scale spans the row)
-    for (int64_t j = ith; j < N; j += nth) {
-        const int64_t i11 = j % ne11;
-        const int64_t i12 = (j / ne11) % ne12;
-        const int64_t i13 = j / (ne11 * ne12);
-        const float * x = (const float *) ((const char *) src1->data + i11 * nb11 + i12 * nb12 + i13 * nb13);
-        bitnet_i2s_quantize_activations(x, qa + j * lda, K, &sa[j], &ma[j]);
+    // 1. every thread quantizes whole activation rows (the scale spans the row); a thread that
+    //    quantized a whole group of columns packs it while they are still in its cache
+    for (int64_t g = ith; g * P < n_packed; g += nth) {
+        for (int64_t j = g * P; j < (g + 1) * P; ++j) {
+            quantize_column(src1, j, qa + j * lda, &sa[j], &ma[j]);
+        }
+        kern->pack(K, qa + g * P * lda, lda, P, pa + g * P * K);
+    }
+    for (int64_t j = n_packed + ith; j < N; j += nth) {
+        quantize_column(src1, j, qa + j * lda, &sa[j], &ma[j]);
     }
     ggml_barrier(params->threadpool);
 
     // 2. weight rows split across threads; every thread sees all activation columns
-    const bitnet_i2s_gemm_t gemm = params->use_ref ? bitnet_i2s_gemm_generic : bitnet_i2s_gemm_select(K);
     const float sw = bitnet_i2s_scale(src0->data, K * M);
+    const uint8_t * w = (const uint8_t *) src0->data;
     const int64_t rows_per_thread = GGML_PAD((M + nth - 1) / nth, 16);
     const int64_t r_begin = MIN(M, ith * rows_per_thread);
     const int64_t r_end = MIN(M, r_begin + rows_per_thread);
@@ -92,19 +104,23 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
     int32_t tile[TILE_ROWS * TILE_COLS];
     for (int64_t r0 = r_begin; r0 < r_end; r0 += TILE_ROWS) {
         const int64_t r1 = MIN(r_end, r0 + TILE_ROWS);
-        for (int64_t c0 = 0; c0 < N; c0 += TILE_COLS) {
-            const int64_t nc = MIN(N - c0, TILE_COLS);
-            gemm(K, (const uint8_t *) src0->data, r0, r1, qa + c0 * lda, ma + c0, lda, nc, tile, TILE_ROWS);
+        for (int64_t c0 = 0; c0 < N; ) {
+            // packed columns and the rest never share a call
+            const int64_t nc = (c0 < n_packed ? MIN(n_packed, c0 + TILE_COLS) : MIN(N, c0 + TILE_COLS)) - c0;
+            if (c0 < n_packed) {
+                kern->gemm_packed(K, w, r0, r1, pa + c0 * K, ma + c0, nc, tile, TILE_ROWS);
+            } else {
+                kern->gemm(K, w, r0, r1, qa + c0 * lda, ma + c0, lda, nc, tile, TILE_ROWS);
+            }
             for (int64_t c = 0; c < nc; ++c) {
                 const int64_t j = c0 + c;
                 const int64_t i1 = j % ne11;
                 const int64_t i2 = (j / ne11) % ne12;
                 const int64_t i3 = j / (ne11 * ne12);
                 float * y = (float *) ((char *) dst->data + i1 * nb1 + i2 * nb2 + i3 * nb3);
-                for (int64_t r = r0; r < r1; ++r) {
-                    y[r] = (float) tile[c * TILE_ROWS + (r - r0)] / sa[j] * sw;
-                }
+                scale_rows(tile + c * TILE_ROWS, r1 - r0, sa[j], sw, y + r0);
             }
+            c0 += nc;
         }
     }
 }

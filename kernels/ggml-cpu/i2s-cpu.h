@@ -11,9 +11,6 @@ extern "C" {
 struct ggml_compute_params;
 struct ggml_tensor;
 
-// FORMATS.md §3: s = 127 / max(max|x|, 1e-5), q = round-half-even(x*s) clamped to [-128, 127]
-void bitnet_i2s_quantize_activations(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum);
-
 // GGML_OP_MUL_MAT with an I2_S src0 (a 2-D weight) and an F32 src1
 void   ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct ggml_tensor * dst);
 size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst);

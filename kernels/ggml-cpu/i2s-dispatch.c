@@ -10,18 +10,19 @@
 // fastest first: select() takes the first entry that handles K
 static const struct bitnet_i2s_kernel kernels[] = {
 #ifdef BITNET_I2S_HAVE_AVX512VNNI
-    { "avx512vnni", bitnet_i2s_gemm_avx512vnni, BITNET_I2S_SIMD_K_ALIGN },
+    { "avx512vnni", bitnet_i2s_gemm_avx512vnni, BITNET_I2S_SIMD_K_ALIGN,
+      BITNET_I2S_AVX512_PACK_COLS, bitnet_i2s_pack_avx512vnni, bitnet_i2s_gemm_packed_avx512vnni },
 #endif
 #ifdef BITNET_I2S_HAVE_AVX2
-    { "avx2",       bitnet_i2s_gemm_avx2,       BITNET_I2S_SIMD_K_ALIGN },
+    { "avx2",       bitnet_i2s_gemm_avx2,       BITNET_I2S_SIMD_K_ALIGN, 0, NULL, NULL },
 #endif
 #ifdef BITNET_I2S_HAVE_DOTPROD
-    { "dotprod",    bitnet_i2s_gemm_dotprod,    BITNET_I2S_SIMD_K_ALIGN },
+    { "dotprod",    bitnet_i2s_gemm_dotprod,    BITNET_I2S_SIMD_K_ALIGN, 0, NULL, NULL },
 #endif
 #ifdef BITNET_I2S_HAVE_NEON
-    { "neon",       bitnet_i2s_gemm_neon,       BITNET_I2S_SIMD_K_ALIGN },
+    { "neon",       bitnet_i2s_gemm_neon,       BITNET_I2S_SIMD_K_ALIGN, 0, NULL, NULL },
 #endif
-    { "generic",    bitnet_i2s_gemm_generic,    1 },
+    { "generic",    bitnet_i2s_gemm_generic,    1,                       0, NULL, NULL },
 };
 #define N_KERNELS ((int) (sizeof(kernels) / sizeof(kernels[0])))
 
@@ -66,10 +67,27 @@ static const struct bitnet_i2s_kernel * choose(int64_t K) {
     return &kernels[N_KERNELS - 1];
 }
 
+const struct bitnet_i2s_kernel * bitnet_i2s_kernel_select(int64_t K) {
+    return choose(K);
+}
+
 bitnet_i2s_gemm_t bitnet_i2s_gemm_select(int64_t K) {
     return choose(K)->gemm;
 }
 
 const char * bitnet_i2s_gemm_name(int64_t K) {
     return choose(K)->name;
+}
+
+// by the ISA this translation unit is built for (one ggml-cpu variant per ISA level)
+void bitnet_i2s_quantize_activations(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum) {
+#if defined(BITNET_I2S_HAVE_AVX512VNNI)
+    bitnet_i2s_quantize_activations_avx512(x, q, K, scale, sum);
+#elif defined(BITNET_I2S_HAVE_AVX2)
+    bitnet_i2s_quantize_activations_avx2(x, q, K, scale, sum);
+#elif defined(BITNET_I2S_HAVE_NEON)
+    bitnet_i2s_quantize_activations_neon(x, q, K, scale, sum);
+#else
+    bitnet_i2s_quantize_activations_generic(x, q, K, scale, sum);
+#endif
 }

@@ -16,12 +16,19 @@ extern "C" {
 void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                           const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                           int32_t * out, int64_t ldo);
+void bitnet_i2s_quantize_activations_avx2(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum);
 #  endif
 #  if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #    define BITNET_I2S_HAVE_AVX512VNNI 1
 void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                                 int32_t * out, int64_t ldo);
+#    define BITNET_I2S_AVX512_PACK_COLS 16
+void bitnet_i2s_pack_avx512vnni(int64_t K, const int8_t * a, int64_t lda, int64_t ncols, void * dst);
+void bitnet_i2s_gemm_packed_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                       const void * packed, const int32_t * a_sum, int64_t ncols,
+                                       int32_t * out, int64_t ldo);
+void bitnet_i2s_quantize_activations_avx512(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum);
 #  endif
 #endif
 
@@ -30,6 +37,7 @@ void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_
 void bitnet_i2s_gemm_neon(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                           const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                           int32_t * out, int64_t ldo);
+void bitnet_i2s_quantize_activations_neon(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum);
 #  if defined(__ARM_FEATURE_DOTPROD)
 #    define BITNET_I2S_HAVE_DOTPROD 1
 void bitnet_i2s_gemm_dotprod(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
@@ -37,6 +45,12 @@ void bitnet_i2s_gemm_dotprod(int64_t K, const uint8_t * w, int64_t r0, int64_t r
                              int32_t * out, int64_t ldo);
 #  endif
 #endif
+
+// the two steps of bitnet_i2s_quantize_activations_generic, for the tails of the SIMD versions:
+// the running max of |x| (NaN ignored), the scale of a max, and the rounding of n values (returns their sum)
+float   bitnet_i2s_act_amax(const float * x, int64_t n, float amax);
+float   bitnet_i2s_act_scale(float amax);
+int32_t bitnet_i2s_act_round(const float * x, int8_t * q, int64_t n, float s);
 
 // The SIMD kernels walk rows in 64-element halves of a 128-block: they need K % 64 == 0
 // (every row then starts at element 0 or 64 of a block; K = 8640 is such a case).

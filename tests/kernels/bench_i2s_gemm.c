@@ -2,7 +2,8 @@
 // (tiles of --tile-rows weight rows, all columns per call). Build like test_i2s_gemm.c, with -O2.
 //   ncols = 1  : GB/s of packed weights streamed, "hot" (one matrix, cache resident as far as it
 //                fits) and "cold" (rotating over --cold-mb of copies, i.e. from DRAM like a model)
-//   ncols = 16 : GOPS, counting a multiply-add as 2 ops
+//   ncols = 128: GOPS, counting a multiply-add as 2 ops, through the packed form where the kernel has one
+//                (activations packed once, outside the timing, as the ggml glue does once per mat-mul)
 // A plain read of --cold-mb with 64-bit loads gives this core's DRAM read bandwidth for comparison.
 // Usage: bench_i2s_gemm [--seconds S] [--tile-rows N] [--cold-mb N] [--kernel NAME]...
 #define _POSIX_C_SOURCE 200809L  // clock_gettime
@@ -40,19 +41,31 @@ static uint64_t rng(void) {
 
 static volatile int32_t sink;  // keeps results observable
 
+#define MANY_COLS 128
+
+// a kernel in one of its two forms
+struct form {
+    const struct bitnet_i2s_kernel * kern;
+    const void *                     packed;  // NULL: the plain form
+};
+
 // one pass over all M rows, as the ggml glue does it
-static void pass(bitnet_i2s_gemm_t f, int64_t K, int64_t M, const uint8_t * w, const int8_t * a, const int32_t * a_sum,
+static void pass(const struct form * f, int64_t K, int64_t M, const uint8_t * w, const int8_t * a, const int32_t * a_sum,
                  int64_t lda, int64_t ncols, int32_t * tile, int64_t tile_rows) {
     for (int64_t r0 = 0; r0 < M; r0 += tile_rows) {
         const int64_t r1 = r0 + tile_rows < M ? r0 + tile_rows : M;
-        f(K, w, r0, r1, a, a_sum, lda, ncols, tile, tile_rows);
+        if (f->packed != NULL) {
+            f->kern->gemm_packed(K, w, r0, r1, f->packed, a_sum, ncols, tile, tile_rows);
+        } else {
+            f->kern->gemm(K, w, r0, r1, a, a_sum, lda, ncols, tile, tile_rows);
+        }
         sink = tile[0];
     }
 }
 
 // seconds per pass: the fastest of batches of >= 20 ms, repeated until min_s has elapsed (other load on
 // the machine then mostly costs time, not accuracy); mats rotates over n_mats weight copies
-static double time_passes(bitnet_i2s_gemm_t f, int64_t K, int64_t M, uint8_t ** mats, int n_mats, const int8_t * a,
+static double time_passes(const struct form * f, int64_t K, int64_t M, uint8_t ** mats, int n_mats, const int8_t * a,
                           const int32_t * a_sum, int64_t lda, int64_t ncols, int32_t * tile, int64_t tile_rows, double min_s) {
     pass(f, K, M, mats[0], a, a_sum, lda, ncols, tile, tile_rows);  // warm-up
     long n = 0;
@@ -120,7 +133,7 @@ int main(int argc, char ** argv) {
     printf("DRAM read, 1 thread, plain 64-bit loads over %lld MB: %.1f GB/s\n", (long long) cold_mb,
            dram_read_gbs((size_t) cold_mb << 20, min_s));
     printf("tile rows %lld, >= %.2f s per measurement\n", (long long) tile_rows, min_s);
-    printf("%-11s %5s %5s | %14s %14s | %12s\n", "kernel", "K", "M", "n=1 hot GB/s", "n=1 cold GB/s", "n=16 GOPS");
+    printf("%-11s %5s %5s | %14s %14s | %12s\n", "kernel", "K", "M", "n=1 hot GB/s", "n=1 cold GB/s", "n=128 GOPS");
 
     int nk;
     const struct bitnet_i2s_kernel * kerns = bitnet_i2s_gemm_kernels(&nk);
@@ -139,13 +152,14 @@ int main(int argc, char ** argv) {
             }
         }
         const int64_t lda = (K + 63) / 64 * 64;
-        int8_t * a = xalloc((size_t) (16 * lda));
-        int32_t a_sum[16] = { 0 };
-        for (int64_t i = 0; i < 16 * lda; ++i) {
+        int8_t * a = xalloc((size_t) (MANY_COLS * lda));
+        int32_t a_sum[MANY_COLS] = { 0 };
+        for (int64_t i = 0; i < MANY_COLS * lda; ++i) {
             a[i] = (int8_t) (rng() % 256 - 128);
             a_sum[i / lda] += (i % lda) < K ? a[i] : 0;
         }
-        int32_t * tile = xalloc(sizeof(int32_t) * (size_t) (tile_rows * 16));
+        int32_t * tile = xalloc(sizeof(int32_t) * (size_t) (tile_rows * MANY_COLS));
+        int8_t * packed = xalloc((size_t) (MANY_COLS * K));
         for (int i = 0; i < nk; ++i) {
             bool wanted = n_only == 0;
             for (int j = 0; j < n_only; ++j) {
@@ -155,11 +169,20 @@ int main(int argc, char ** argv) {
                 continue;
             }
             const bool slow = strcmp(kerns[i].name, "generic") == 0;
-            const double t_hot = time_passes(kerns[i].gemm, K, M, mats, 1, a, a_sum, lda, 1, tile, tile_rows, min_s);
-            const double t_cold = time_passes(kerns[i].gemm, K, M, mats, n_cold, a, a_sum, lda, 1, tile, tile_rows, min_s);
-            const double t16 = time_passes(kerns[i].gemm, K, M, mats, 1, a, a_sum, lda, 16, tile, tile_rows, slow ? 0 : min_s);
+            const struct form plain = { &kerns[i], NULL };
+            struct form many = plain;
+            if (kerns[i].pack_cols > 0) {
+                for (int64_t c0 = 0; c0 < MANY_COLS; c0 += kerns[i].pack_cols) {
+                    kerns[i].pack(K, a + c0 * lda, lda, kerns[i].pack_cols, packed + c0 * K);
+                }
+                many.packed = packed;
+            }
+            const double t_hot = time_passes(&plain, K, M, mats, 1, a, a_sum, lda, 1, tile, tile_rows, min_s);
+            const double t_cold = time_passes(&plain, K, M, mats, n_cold, a, a_sum, lda, 1, tile, tile_rows, min_s);
+            const double t_many = slow ? 0.0 : time_passes(&many, K, M, mats, 1, a, a_sum, lda, MANY_COLS, tile, tile_rows, min_s);
             printf("%-11s %5lld %5lld | %14.2f %14.2f | %12.1f\n", kerns[i].name, (long long) K, (long long) M,
-                   (double) wbytes / t_hot / 1e9, (double) wbytes / t_cold / 1e9, 2.0 * (double) (M * K * 16) / t16 / 1e9);
+                   (double) wbytes / t_hot / 1e9, (double) wbytes / t_cold / 1e9,
+                   slow ? 0.0 : 2.0 * (double) (M * K * MANY_COLS) / t_many / 1e9);
             fflush(stdout);
         }
         for (int m = 0; m < n_cold; ++m) {
@@ -168,6 +191,7 @@ int main(int argc, char ** argv) {
         free(mats);
         free(a);
         free(tile);
+        free(packed);
     }
     return 0;
 }

@@ -1,7 +1,8 @@
-// Bit-exactness test of every compiled I2_S kernel against the generic reference.
+// Bit-exactness test of every compiled I2_S kernel (plain and packed forms) and of the activation
+// quantizer against the generic references.
 // Build (no ggml needed), e.g.:
 //   gcc -O2 -march=native -Ikernels -Ikernels/ggml-cpu tests/kernels/test_i2s_gemm.c
-//       kernels/ggml-cpu/generic/i2s-gemm.c kernels/ggml-cpu/i2s-dispatch.c kernels/ggml-cpu/arch/x86/i2s-gemm-x86.c
+//       kernels/ggml-cpu/generic/*.c kernels/ggml-cpu/i2s-dispatch.c kernels/ggml-cpu/arch/x86/*.c -lm
 // Usage: test_i2s_gemm [--quick] [--seed N]. Prints the kernels it exercised ("tested: ...") and ends
 // with "N passed, M failed"; exits 1 on any mismatch or out-of-range write.
 #define _POSIX_C_SOURCE 200809L  // setenv
@@ -13,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_COLS  16
+#define MAX_COLS  40  // more than two packed groups of 16, the last one ragged
+#define RAW_COLS  16  // column counts up to this are all tried with the plain form
 #define SENTINEL  0x5A5A5A5A  // output cells a kernel must not touch keep this value
 
 static uint64_t rng_state;
@@ -65,15 +67,26 @@ struct stats {
     long passed, failed;
 };
 
-// one kernel call over rows [r0, r1) and ncols columns, compared against the full reference
-static void check_call(const struct bitnet_i2s_kernel * kern, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
-                       const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+// one kernel call over rows [r0, r1) and ncols columns, compared against the full reference; packed
+// calls first pack the columns in groups of the kernel's pack_cols
+static void check_call(const struct bitnet_i2s_kernel * kern, bool packed, int64_t K, const uint8_t * w, int64_t r0,
+                       int64_t r1, const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                        const int32_t * ref, int64_t M, int32_t * out, struct stats * st, const char * what) {
     const int64_t ldo = (r1 - r0) + 3;  // a gap between columns catches writes past r1
     for (int64_t i = 0; i < ldo * MAX_COLS; ++i) {
         out[i] = SENTINEL;
     }
-    kern->gemm(K, w, r0, r1, a, a_sum, lda, ncols, out, ldo);
+    if (packed) {
+        const int64_t P = kern->pack_cols;
+        int8_t * buf = xalloc((size_t) ((ncols + P - 1) / P * P * K));
+        for (int64_t c0 = 0; c0 < ncols; c0 += P) {
+            kern->pack(K, a + c0 * lda, lda, ncols - c0 < P ? ncols - c0 : P, buf + c0 * K);
+        }
+        kern->gemm_packed(K, w, r0, r1, buf, a_sum, ncols, out, ldo);
+        free(buf);
+    } else {
+        kern->gemm(K, w, r0, r1, a, a_sum, lda, ncols, out, ldo);
+    }
     long bad = 0;
     for (int64_t c = 0; c < MAX_COLS; ++c) {
         for (int64_t i = 0; i < ldo; ++i) {
@@ -82,8 +95,8 @@ static void check_call(const struct bitnet_i2s_kernel * kern, int64_t K, const u
             const int32_t want = inside ? ref[c * M + r0 + i] : SENTINEL;
             if (got != want) {
                 if (bad < 3) {
-                    fprintf(stderr, "MISMATCH %s: %s K=%lld rows [%lld,%lld) ncols=%lld: out[col %lld, row %lld] = %d, want %d\n",
-                            kern->name, what, (long long) K, (long long) r0, (long long) r1, (long long) ncols,
+                    fprintf(stderr, "MISMATCH %s%s: %s K=%lld rows [%lld,%lld) ncols=%lld: out[col %lld, row %lld] = %d, want %d\n",
+                            kern->name, packed ? " packed" : "", what, (long long) K, (long long) r0, (long long) r1, (long long) ncols,
                             (long long) c, (long long) (r0 + i), got, want);
                 }
                 ++bad;
@@ -130,22 +143,61 @@ static void run_shape(int64_t K, int64_t M, enum w_mode wm, enum act_mode am, bo
             continue;
         }
         used[i] = true;
-        // every column count on the whole range, then random sub-ranges (r0 > 0, possibly odd)
-        for (int64_t nc = 1; nc <= MAX_COLS; nc += quick ? 3 : 1) {
-            check_call(&kerns[i], K, w, 0, M, a, a_sum, lda, nc, ref, M, out, st, what);
-        }
-        for (int t = 0; t < (quick ? 3 : 8); ++t) {
-            const int64_t r0 = rnd(M);
-            const int64_t r1 = r0 + 1 + rnd(M - r0);
-            const int64_t nc = 1 + rnd(MAX_COLS);
-            const int64_t c0 = rnd(MAX_COLS - nc + 1);  // columns other than the first
-            check_call(&kerns[i], K, w, r0, r1, a + c0 * lda, a_sum + c0, lda, nc, ref + c0 * M, M, out, st, what);
+        for (int form = 0; form < (kerns[i].pack_cols > 0 ? 2 : 1); ++form) {
+            const bool packed = form == 1;
+            // column counts on the whole range (plain: every count up to RAW_COLS; packed: whole and
+            // ragged groups), then random sub-ranges (r0 > 0, possibly odd) of random columns
+            static const int64_t packed_cols[] = { 1, 15, 16, 17, 32, 33, MAX_COLS };
+            const int n_counts = packed ? (int) (sizeof(packed_cols) / sizeof(packed_cols[0])) : RAW_COLS;
+            for (int t = 0; t < n_counts; t += quick ? 3 : 1) {
+                const int64_t nc = packed ? packed_cols[t] : t + 1;
+                check_call(&kerns[i], packed, K, w, 0, M, a, a_sum, lda, nc, ref, M, out, st, what);
+            }
+            for (int t = 0; t < (quick ? 3 : 8); ++t) {
+                const int64_t r0 = rnd(M);
+                const int64_t r1 = r0 + 1 + rnd(M - r0);
+                const int64_t nc = 1 + rnd(packed ? MAX_COLS : RAW_COLS);
+                const int64_t c0 = rnd(MAX_COLS - nc + 1);  // columns other than the first
+                check_call(&kerns[i], packed, K, w, r0, r1, a + c0 * lda, a_sum + c0, lda, nc, ref + c0 * M, M, out, st, what);
+            }
         }
     }
     free(w);
     free(a);
     free(ref);
     free(out);
+}
+
+
+// the build's activation quantizer against the generic one: same bytes, same scale bits, same sum
+static void check_quantizer(int64_t K, int mode, struct stats * st) {
+    float * x = xalloc(sizeof(float) * (size_t) K);
+    int8_t * q = xalloc((size_t) K), * q_ref = xalloc((size_t) K);
+    for (int64_t i = 0; i < K; ++i) {
+        switch (mode) {
+            case 0:  x[i] = (float) ((double) rnd(2000001) / 1000000.0 - 1.0) * 7.0f; break;  // random
+            case 1:  x[i] = (float) (rnd(253) - 126) + (rnd(2) ? 0.5f : -0.5f); break;     // ties after scaling
+            case 2:  x[i] = (float) (rnd(3) - 1) * 1e-7f; break;                             // below the 1e-5 floor
+            default: x[i] = rnd(2) ? -0.0f : 0.0f; break;                                     // all zero
+        }
+    }
+    if (mode == 1) {
+        x[rnd(K)] = 127.0f;  // scale exactly 1: every other value is a .5 tie
+    }
+    float s, s_ref;
+    int32_t sum, sum_ref;
+    bitnet_i2s_quantize_activations(x, q, K, &s, &sum);
+    bitnet_i2s_quantize_activations_generic(x, q_ref, K, &s_ref, &sum_ref);
+    if (memcmp(q, q_ref, (size_t) K) != 0 || memcmp(&s, &s_ref, sizeof(s)) != 0 || sum != sum_ref) {
+        fprintf(stderr, "MISMATCH quantizer: K=%lld mode %d: scale %g vs %g, sum %d vs %d\n", (long long) K, mode,
+                (double) s, (double) s_ref, sum, sum_ref);
+        st->failed++;
+    } else {
+        st->passed++;
+    }
+    free(x);
+    free(q);
+    free(q_ref);
 }
 
 int main(int argc, char ** argv) {
@@ -200,6 +252,13 @@ int main(int argc, char ** argv) {
     if (quick) {  // one large shape per K family, so quick mode still covers long rows with M > 64
         run_shape(8640, 70, W_WITH_INVALID, ACT_RANDOM, quick, kerns, nk, used, &st);
         run_shape(2560, 130, W_RANDOM, ACT_EXTREMES, quick, kerns, nk, used, &st);
+    }
+
+    static const int64_t quant_Ks[] = { 1, 5, 15, 16, 17, 31, 32, 33, 64, 100, 2560, 8640 };
+    for (size_t ki = 0; ki < sizeof(quant_Ks) / sizeof(quant_Ks[0]); ++ki) {
+        for (int mode = 0; mode < 4; ++mode) {
+            check_quantizer(quant_Ks[ki], mode, &st);
+        }
     }
 
     // the dispatcher honours BITNET_I2S_KERNEL and never picks a kernel that cannot do K

@@ -217,18 +217,17 @@ BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, 
     }
 }
 
-// ---- many columns: lanes run along the 16 columns ----------------------------------------------
+// ---- many columns: lanes run along 16 columns, activations packed once per mat-mul --------------
 //
-// Activations of a k-chunk are transposed once per call into [k/4][16 columns] dwords, weights of
-// V512_ROWS rows are decoded to plain u8 codes in L1, and every dpbusd multiplies a broadcast dword
-// of 4 codes of one row with the 4 matching activations of all 16 columns. Each decoded weight is
-// used by 16 columns, each activation load by V512_ROWS rows, and the accumulators are final
-// (row, column) sums: no horizontal reductions, no activation traffic from L2 in the inner loop.
+// bitnet_i2s_pack_avx512vnni transposes the activations of 16 columns into [k/4][16 columns] dwords.
+// Weights of V512_ROWS rows are decoded, one k-chunk at a time, to plain u8 codes in L1, and every
+// dpbusd multiplies a broadcast dword of 4 codes of one row with the 4 matching activations of 16
+// columns. One decode serves up to V512_GROUPS groups of 16 columns, each activation load serves
+// V512_ROWS rows, and the accumulators are final (row, column) sums: no horizontal reductions.
 
-#define V512_KC   256  // k per chunk: 4 KiB of transposed activations + 2 x 4 KiB of codes
-#define V512_ROWS 16   // rows per register block (16 accumulators)
-#define V512_TILE 128  // rows whose accumulators persist in memory across k-chunks
-#define V512_MANY_MIN_COLS 15  // fewer columns go to the lanes-along-k kernel, 4 at a time
+#define V512_KC     256  // k per chunk: 2 x 4 KiB of codes (current, next), 4 KiB of activations per group
+#define V512_ROWS   16   // rows per register block (16 accumulators)
+#define V512_GROUPS 8    // column groups per decode: their accumulators (8 KiB) stay in L1
 
 // 16x16 transpose of dwords: in[c] = 16 dwords of column c -> out[j] = dword j of every column
 BITNET_I2S_INLINE void v512_transpose16(__m512i r[16]) {
@@ -260,18 +259,18 @@ BITNET_I2S_INLINE void v512_transpose16(__m512i r[16]) {
     }
 }
 
-// activations [k0, k0 + kc) of ncols columns (zero beyond) -> dst[(k/4) * 16 + column]
-static void v512_pack_act(const int8_t * a, int64_t lda, int64_t ncols, int64_t k0, int64_t kc, int32_t * dst) {
-    for (int64_t k = 0; k < kc; k += 64) {
+void bitnet_i2s_pack_avx512vnni(int64_t K, const int8_t * a, int64_t lda, int64_t ncols, void * dst) {
+    int32_t * d = (int32_t *) dst;
+    for (int64_t k = 0; k < K; k += 64) {
         __m512i r[16];
         BITNET_I2S_UNROLL
         for (int c = 0; c < 16; ++c) {
-            r[c] = c < ncols ? _mm512_load_si512(a + c * lda + k0 + k) : _mm512_setzero_si512();
+            r[c] = c < ncols ? _mm512_loadu_si512(a + c * lda + k) : _mm512_setzero_si512();
         }
         v512_transpose16(r);
         BITNET_I2S_UNROLL
         for (int j = 0; j < 16; ++j) {
-            _mm512_store_si512(dst + (k / 4 + j) * 16, r[j]);
+            _mm512_store_si512(d + (k / 4 + j) * 16, r[j]);
         }
     }
 }
@@ -305,6 +304,13 @@ struct v512_step {
     int64_t row, nrows, k0, kc;
 };
 
+// step j of rows [r0, r1): row block j / nchunks, chunk j % nchunks
+static struct v512_step v512_step_of(int64_t K, int64_t r0, int64_t r1, int64_t nchunks, int64_t j) {
+    const int64_t row = r0 + (j / nchunks) * V512_ROWS;
+    const int64_t k0 = (j % nchunks) * V512_KC;
+    return (struct v512_step) { row, r1 - row < V512_ROWS ? r1 - row : V512_ROWS, k0, K - k0 < V512_KC ? K - k0 : V512_KC };
+}
+
 // codes of row i of a step -> buf + i * V512_KC (zeros for the padding rows of a ragged block)
 BITNET_I2S_INLINE void v512_decode_row(int64_t K, const uint8_t * w, const struct v512_step * s, int i, uint8_t * buf) {
     uint8_t * dst = buf + i * V512_KC;
@@ -315,7 +321,7 @@ BITNET_I2S_INLINE void v512_decode_row(int64_t K, const uint8_t * w, const struc
     const int64_t g = (s->row + i) * K + s->k0;
     v512_decode(w, g, s->kc, dst);
     if (s->k0 + V512_KC < K) {
-        // the row's next chunk is read one chunk later: short strided streams that the hardware
+        // the row's next chunk is read one step later: short strided streams that the hardware
         // prefetchers do not pick up
         const char * nx = (const char *) w + (g + V512_KC) / 4;
         for (int64_t off = 0; off < V512_KC / 4 + 63; off += 64) {
@@ -354,68 +360,56 @@ static void v512_micro(const int32_t * act, const uint8_t * codes, int64_t kc, i
     }
 }
 
-static void v512_rows_many(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
-                           const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
-                           int32_t * out, int64_t ldo) {
-    alignas(64) int32_t act[V512_KC / 4 * 16];
+// rows [r0, r1) against ng <= V512_GROUPS packed groups holding ncols columns
+static void v512_rows_packed(int64_t K, const uint8_t * w, int64_t r0, int64_t r1, const int32_t * groups, int64_t ng,
+                             const int32_t * a_sum, int64_t ncols, int32_t * out, int64_t ldo) {
     alignas(64) uint8_t codes[2][V512_ROWS * V512_KC];  // current step, next step
-    alignas(64) int32_t acc[V512_TILE * 16];
+    alignas(64) int32_t acc[V512_GROUPS * V512_ROWS * 16];
+    const int64_t group_len = K * 4;  // int32 per group: K/4 q-steps x 16 columns
     const int64_t nchunks = (K + V512_KC - 1) / V512_KC;
-    for (int64_t rt = r0; rt < r1; rt += V512_TILE) {
-        const int64_t nr = r1 - rt < V512_TILE ? r1 - rt : V512_TILE;
-        const int64_t nrb = (nr + V512_ROWS - 1) / V512_ROWS;
-        // steps run chunk by chunk (the packed activations of a chunk serve all row blocks)
-        struct v512_step cur, nxt;
-        for (int64_t j = 0; j < nrb * nchunks; ++j) {
-            if (j == 0) {
-                cur = (struct v512_step) { rt, nr < V512_ROWS ? nr : V512_ROWS, 0, K < V512_KC ? K : V512_KC };
-                for (int i = 0; i < V512_ROWS; ++i) {
-                    v512_decode_row(K, w, &cur, i, codes[0]);
+    const int64_t nsteps = (r1 - r0 + V512_ROWS - 1) / V512_ROWS * nchunks;
+    struct v512_step cur = v512_step_of(K, r0, r1, nchunks, 0), nxt = cur;
+    for (int i = 0; i < V512_ROWS; ++i) {
+        v512_decode_row(K, w, &cur, i, codes[0]);
+    }
+    for (int64_t j = 0; j < nsteps; ++j) {
+        const bool more = j + 1 < nsteps;
+        if (more) {
+            nxt = v512_step_of(K, r0, r1, nchunks, j + 1);
+        }
+        // the decode of the next step rides along with the last group
+        for (int64_t g = 0; g < ng; ++g) {
+            v512_micro(groups + g * group_len + cur.k0 * 4, codes[j & 1], cur.kc, acc + g * V512_ROWS * 16, cur.k0 == 0,
+                       K, w, more && g == ng - 1 ? &nxt : NULL, codes[(j + 1) & 1]);
+        }
+        if (cur.k0 + cur.kc == K) {  // the row block is complete
+            for (int64_t c = 0; c < ncols; ++c) {
+                const int32_t * ac = acc + (c / 16) * V512_ROWS * 16 + c % 16;
+                int32_t * o = out + c * ldo + (cur.row - r0);
+                for (int64_t i = 0; i < cur.nrows; ++i) {
+                    o[i] = ac[i * 16] - a_sum[c];
                 }
-            } else {
-                cur = nxt;
-            }
-            const int64_t rb = (j % nrb) * V512_ROWS;
-            if (rb == 0) {
-                v512_pack_act(a, lda, ncols, cur.k0, cur.kc, act);
-            }
-            const bool more = j + 1 < nrb * nchunks;
-            if (more) {
-                const int64_t rbn = ((j + 1) % nrb) * V512_ROWS;
-                const int64_t k0n = ((j + 1) / nrb) * V512_KC;
-                nxt = (struct v512_step) { rt + rbn, nr - rbn < V512_ROWS ? nr - rbn : V512_ROWS, k0n,
-                                           K - k0n < V512_KC ? K - k0n : V512_KC };
-            }
-            v512_micro(act, codes[j & 1], cur.kc, acc + rb * 16, cur.k0 == 0, K, w, more ? &nxt : NULL, codes[(j + 1) & 1]);
-        }
-        for (int64_t c = 0; c < ncols; ++c) {
-            int32_t * o = out + c * ldo + (rt - r0);
-            for (int64_t i = 0; i < nr; ++i) {
-                o[i] = acc[i * 16 + c] - a_sum[c];
             }
         }
+        cur = nxt;
+    }
+}
+
+void bitnet_i2s_gemm_packed_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                       const void * packed, const int32_t * a_sum, int64_t ncols,
+                                       int32_t * out, int64_t ldo) {
+    const int32_t * groups = (const int32_t *) packed;
+    for (int64_t c0 = 0; c0 < ncols; c0 += V512_GROUPS * 16) {
+        const int64_t nc = ncols - c0 < V512_GROUPS * 16 ? ncols - c0 : V512_GROUPS * 16;
+        v512_rows_packed(K, w, r0, r1, groups + (c0 / 16) * K * 4, (nc + 15) / 16, a_sum + c0, nc, out + c0 * ldo, ldo);
     }
 }
 
 void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                                 int32_t * out, int64_t ldo) {
-    int64_t c0 = 0;
-    // the 16-column kernel pads to 16 columns: measured, it only wins with 15 or 16 real ones
-    for (; ncols - c0 >= V512_MANY_MIN_COLS; c0 += 16) {
-        const int64_t nc = ncols - c0 < 16 ? ncols - c0 : 16;
-        v512_rows_many(K, w, r0, r1, a + c0 * lda, a_sum + c0, lda, nc, out + c0 * ldo, ldo);
-    }
-    for (; c0 < ncols; c0 += V512_FEW_COLS) {
-        const int8_t * ac = a + c0 * lda;
-        int32_t * oc = out + c0 * ldo;
-        switch (ncols - c0) {
-            case 1:  v512_rows_few(1, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            case 2:  v512_rows_few(2, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            case 3:  v512_rows_few(3, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-            default: v512_rows_few(4, K, w, r0, r1, ac, a_sum + c0, lda, oc, ldo); break;
-        }
-    }
+    // many columns take the packed form (the ggml glue packs once per mat-mul)
+    BITNET_I2S_FOR_GROUPS_OF_4(v512_rows_few, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 #endif // BITNET_I2S_HAVE_AVX512VNNI
