@@ -6,7 +6,6 @@
 
 #include "ggml-cpu-impl.h"
 
-#include <math.h>
 #include <stdlib.h>
 
 // int8 activation rows are padded so that every row starts on a cache line
@@ -25,8 +24,8 @@ size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst) {
     const struct ggml_tensor * src1 = dst->src[1];
     const int64_t K = src1->ne[0];
     const int64_t ncols = ggml_nrows(src1);
-    // int8 rows, their packed copy (whole groups of at most 16 columns), scales and sums
-    return (size_t) (ncols * act_stride(K) + GGML_PAD(ncols, 16) * K + ncols * (int64_t) (sizeof(float) + sizeof(int32_t)) + ACT_ALIGN);
+    // int8 rows, their packed copy (at most all columns), scales and sums
+    return (size_t) (ncols * act_stride(K) + GGML_PAD(ncols * K, ACT_ALIGN) + ncols * (int64_t) (sizeof(float) + sizeof(int32_t)) + ACT_ALIGN);
 }
 
 static void quantize_column(const struct ggml_tensor * src1, int64_t j, int8_t * q, float * scale, int32_t * sum) {
@@ -78,7 +77,7 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
 
     int8_t  * qa = (int8_t *) GGML_PAD((uintptr_t) params->wdata, ACT_ALIGN);
     int8_t  * pa = qa + N * lda;  // 64-byte aligned: lda is
-    float   * sa = (float *) (pa + GGML_PAD(N, 16) * K);
+    float   * sa = (float *) (pa + GGML_PAD(N * K, ACT_ALIGN));
     int32_t * ma = (int32_t *) (sa + N);
 
     // 1. every thread quantizes whole activation rows (the scale spans the row); a thread that
