@@ -28,12 +28,16 @@ size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst) {
     return (size_t) (ncols * act_stride(K) + GGML_PAD(ncols * K, ACT_ALIGN) + ncols * (int64_t) (sizeof(float) + sizeof(int32_t)) + ACT_ALIGN);
 }
 
+// row j of a tensor seen as ne1*ne2*ne3 rows (src1's columns and dst's outputs share this numbering)
+static float * row_of(const struct ggml_tensor * t, int64_t j) {
+    const int64_t i1 = j % t->ne[1];
+    const int64_t i2 = (j / t->ne[1]) % t->ne[2];
+    const int64_t i3 = j / (t->ne[1] * t->ne[2]);
+    return (float *) ((char *) t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
+}
+
 static void quantize_column(const struct ggml_tensor * src1, int64_t j, int8_t * q, float * scale, int32_t * sum) {
-    const int64_t i11 = j % src1->ne[1];
-    const int64_t i12 = (j / src1->ne[1]) % src1->ne[2];
-    const int64_t i13 = j / (src1->ne[1] * src1->ne[2]);
-    const char * x = (const char *) src1->data + i11 * src1->nb[1] + i12 * src1->nb[2] + i13 * src1->nb[3];
-    bitnet_i2s_quantize_activations((const float *) x, q, src1->ne[0], scale, sum);
+    bitnet_i2s_quantize_activations(row_of(src1, j), q, src1->ne[0], scale, sum);
 }
 
 static const struct bitnet_i2s_kernel * generic_kernel(void) {
@@ -113,11 +117,7 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
             }
             for (int64_t c = 0; c < nc; ++c) {
                 const int64_t j = c0 + c;
-                const int64_t i1 = j % ne11;
-                const int64_t i2 = (j / ne11) % ne12;
-                const int64_t i3 = j / (ne11 * ne12);
-                float * y = (float *) ((char *) dst->data + i1 * nb1 + i2 * nb2 + i3 * nb3);
-                scale_rows(tile + c * TILE_ROWS, r1 - r0, sa[j], sw, y + r0);
+                scale_rows(tile + c * TILE_ROWS, r1 - r0, sa[j], sw, row_of(dst, j) + r0);
             }
             c0 += nc;
         }

@@ -71,10 +71,6 @@ const struct bitnet_i2s_kernel * bitnet_i2s_kernel_select(int64_t K) {
     return choose(K);
 }
 
-bitnet_i2s_gemm_t bitnet_i2s_gemm_select(int64_t K) {
-    return choose(K)->gemm;
-}
-
 const char * bitnet_i2s_gemm_name(int64_t K) {
     return choose(K)->name;
 }

@@ -45,7 +45,6 @@ const struct bitnet_i2s_kernel * bitnet_i2s_gemm_kernels(int * n);
 
 // the fastest kernel this build has for a K (falls back to the generic one)
 const struct bitnet_i2s_kernel * bitnet_i2s_kernel_select(int64_t K);
-bitnet_i2s_gemm_t bitnet_i2s_gemm_select(int64_t K);
 
 // name of the selected implementation, for logs and tests
 const char * bitnet_i2s_gemm_name(int64_t K);

@@ -46,8 +46,8 @@ void bitnet_i2s_gemm_dotprod(int64_t K, const uint8_t * w, int64_t r0, int64_t r
 #  endif
 #endif
 
-// the two steps of bitnet_i2s_quantize_activations_generic, for the tails of the SIMD versions:
-// the running max of |x| (NaN ignored), the scale of a max, and the rounding of n values (returns their sum)
+// the steps of bitnet_i2s_quantize_activations_generic, for the tails of the SIMD versions: the running
+// max of |x| (NaN ignored), the scale of a max, and the rounding of n values (returns their sum)
 float   bitnet_i2s_act_amax(const float * x, int64_t n, float amax);
 float   bitnet_i2s_act_scale(float amax);
 int32_t bitnet_i2s_act_round(const float * x, int8_t * q, int64_t n, float s);

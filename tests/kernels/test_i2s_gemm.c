@@ -265,7 +265,7 @@ int main(int argc, char ** argv) {
     for (int i = 0; i < nk; ++i) {
         setenv("BITNET_I2S_KERNEL", kerns[i].name, 1);
         const bool ok = strcmp(bitnet_i2s_gemm_name(2560), kerns[i].name) == 0 &&
-                        bitnet_i2s_gemm_select(2560) == kerns[i].gemm &&
+                        bitnet_i2s_kernel_select(2560) == &kerns[i] &&
                         strcmp(bitnet_i2s_gemm_name(100), "generic") == 0;
         ok ? st.passed++ : st.failed++;
         if (!ok) {
