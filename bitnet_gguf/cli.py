@@ -23,8 +23,7 @@ def _convert(args: argparse.Namespace) -> int:
 
     res = convert(Path(args.model_dir), args.outtype, Path(args.outfile) if args.outfile else None,
                   args.embd_type, args.tokenizer_pre, progress=not args.no_progress)
-    print(f"wrote {res.path} ({res.arch}, {res.n_tensors} tensors, {res.nbytes / 2**20:.1f} MiB) in {res.seconds:.1f}s",
-          file=sys.stderr)
+    print(res.describe(), file=sys.stderr)
     return 0
 
 
@@ -64,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--outtype", default="i2_s", choices=list(OUTTYPES), help="type of the ternary weights (default: i2_s)")
     c.add_argument("--outfile", help="output path (default: MODEL_DIR/ggml-model-<outtype>.gguf)")
     c.add_argument("--embd-type", metavar="TYPE",
-                   help=f"type of token_embd and output: {', '.join(EMBD_TYPES)} (default: f16 for i2_s, else the outtype); "
+                   help=f"type of token_embd and output: {', '.join(EMBD_TYPES)} (default: q6_k for i2_s "
+                        f"[q8_0 when rows are not 256-multiples], else the outtype; f16 is bitnet.cpp's choice); "
                         f"{', '.join(NOT_YET_EMBD)} not yet")
     c.add_argument("--tokenizer-pre", metavar="NAME", help="BPE pre-tokenizer name when the tokenizer is not recognised")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")

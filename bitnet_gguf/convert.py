@@ -18,7 +18,7 @@ from .errors import BitnetError
 from .gguf_io import atomic_output
 from .hf_checkpoint import ModelConfig, load_config
 from .safetensors_reader import SafetensorsReader
-from .tensor_plan import DEFAULT_EMBD, EMBD_TYPES, NOT_YET_EMBD, OUTTYPES, OutTensor, TensorPlanner
+from .tensor_plan import EMBD_TYPES, NOT_YET_EMBD, OUTTYPES, OutTensor, TensorPlanner, default_embd_type
 from .tokenizer import Vocabulary, load_vocabulary
 
 
@@ -29,6 +29,11 @@ class ConvertResult:
     n_tensors: int
     nbytes: int
     seconds: float
+    embd_type: str
+
+    def describe(self) -> str:
+        return (f"wrote {self.path} ({self.arch}, {self.n_tensors} tensors, embedding {self.embd_type}, "
+                f"{self.nbytes / 2**20:.1f} MiB) in {self.seconds:.1f}s")
 
 
 def default_outfile(model_dir: Path, outtype: str) -> Path:
@@ -38,7 +43,7 @@ def default_outfile(model_dir: Path, outtype: str) -> Path:
 def check_embd_type(embd_type: str) -> str:
     t = embd_type.lower()
     if t in NOT_YET_EMBD:
-        raise BitnetError(f"--embd-type {t} is not supported yet (no numpy K-quant encoder); use q8_0, "
+        raise BitnetError(f"--embd-type {t} is not supported yet (no numpy encoder); use q6_k or q8_0, "
                           f"or f16 and then llama-quantize --token-embedding-type {t}")
     if t not in EMBD_TYPES:
         raise BitnetError(f"--embd-type {embd_type!r} unknown, expected one of {', '.join(EMBD_TYPES)}")
@@ -78,9 +83,10 @@ def convert(model_dir: Path, outtype: str = "i2_s", outfile: Path | None = None,
     start = time.monotonic()
     if outtype not in OUTTYPES:
         raise BitnetError(f"--outtype {outtype!r} unknown, expected one of {', '.join(OUTTYPES)}")
-    embd = check_embd_type(embd_type or DEFAULT_EMBD[outtype])
+    embd = check_embd_type(embd_type) if embd_type else None
     model_dir = Path(model_dir)
     cfg = load_config(model_dir)
+    embd = embd or default_embd_type(outtype, cfg.hidden)
     reader = SafetensorsReader(model_dir)
     vocab = load_vocabulary(model_dir, cfg.vocab, tokenizer_pre)
     # plan everything (shapes, types, presence of every tensor) before creating any file
@@ -106,7 +112,7 @@ def convert(model_dir: Path, outtype: str = "i2_s", outfile: Path | None = None,
             if bar is not None:
                 bar.close()
             writer.close()
-    return ConvertResult(out, cfg.arch.gguf_arch, len(tensors), out.stat().st_size, time.monotonic() - start)
+    return ConvertResult(out, cfg.arch.gguf_arch, len(tensors), out.stat().st_size, time.monotonic() - start, embd)
 
 
 def _progress(total: int, what: str, enabled: bool):  # -> tqdm | None

@@ -3,8 +3,10 @@
 Differences from bitnet.cpp's setup_env.py, on purpose:
 - conversion packs I2_S in numpy (no f32 GGUF + single-threaded llama-quantize round trip);
 - the GGUF is rebuilt when the checkpoint is newer than it (bitnet.cpp only checks "exists and not empty");
-- --quant-embd stores token_embd (and an untied output) as Q8_0: about half of F16 (349 vs 657 MB for 2B-4T),
-  near-lossless, and encodable in numpy; Q6_K would need llama-quantize's K-quant encoder (not yet);
+- token_embd (and an untied output) is Q6_K, not F16: generation reads the tied lm_head whole every token and
+  Q6_K is ~40 % faster with no measurable perplexity change (docs/bench/README.md). --quant-embd is accepted
+  for command compatibility and changes nothing (bitnet.cpp's flag asks for F16, which its own default already is);
+  `python -m bitnet_gguf convert --embd-type f16` writes bitnet.cpp's choice;
 - tl1/tl2 are refused with a clear message instead of producing build-specific files.
 """
 
@@ -17,7 +19,6 @@ from typing import IO
 
 from .errors import BitnetError
 
-QUANT_EMBD_TYPE = "q8_0"
 CHECKPOINT_GLOBS = ("config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer.model",
                     "tokenizer_config.json")
 
@@ -103,8 +104,7 @@ def prepare_model(args: Namespace, build_dir: Path | None = None, log: IO[str] |
         return out
     from .convert import convert
 
-    embd = QUANT_EMBD_TYPE if getattr(args, "quant_embd", False) else None
-    _say(log, f"converting {model_dir} -> {out} (weights i2_s, embedding {embd or 'f16'})")
-    res = convert(model_dir, "i2_s", out, embd, progress=False)
-    _say(log, f"wrote {res.path} ({res.arch}, {res.n_tensors} tensors, {res.nbytes / 2**20:.1f} MiB) in {res.seconds:.1f}s")
+    _say(log, f"converting {model_dir} -> {out} (weights i2_s)")
+    res = convert(model_dir, "i2_s", out, progress=False)
+    _say(log, res.describe())
     return res.path

@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-md", "--model-dir", help="model folder (Hugging Face layout) to convert to GGUF")
     p.add_argument("-ld", "--log-dir", default="logs", help="folder for one log per step (default: logs)")
     p.add_argument("-q", "--quant-type", default="i2_s", choices=QUANT_TYPES, help="weight type of the GGUF (default: i2_s)")
-    p.add_argument("--quant-embd", action="store_true", help="quantize the token embedding too (see the converter's --embd-type)")
+    p.add_argument("--quant-embd", action="store_true", help="accepted for bitnet.cpp compatibility: the embedding is Q6_K already")
     p.add_argument("-p", "--use-pretuned", action="store_true", help="accepted for bitnet.cpp compatibility; kernels need no tuning files")
     p.add_argument("--build-dir", default=str(DEFAULT_BUILD_DIR), help="CMake build folder (default: build/)")
     p.add_argument("--compiler", choices=sorted(build.COMPILERS), help="compiler family (default: $CC/$CXX or gcc)")

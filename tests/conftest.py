@@ -12,6 +12,8 @@ import pytest
 from bitnet_gguf.paths import DEFAULT_BUILD_DIR, REPO_ROOT, SOURCE_DIR
 from bitnet_gguf.synthetic import write_synthetic_gguf
 
+from .ggml_ctypes import Ggml
+
 VOCAB_LLAMA_BPE = SOURCE_DIR / "models" / "ggml-vocab-llama-bpe.gguf"
 
 
@@ -31,6 +33,12 @@ def build_dir() -> Path:
 @pytest.fixture(scope="session")
 def bin_dir(build_dir: Path) -> Path:
     return build_dir / "bin"
+
+
+@pytest.fixture(scope="session")
+def ggml(bin_dir: Path) -> Ggml:
+    """The built ggml libraries through ctypes."""
+    return Ggml(bin_dir)
 
 
 @pytest.fixture(scope="session")

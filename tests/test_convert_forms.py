@@ -12,10 +12,11 @@ import pytest
 from bitnet_gguf.convert import convert
 from bitnet_gguf.errors import BitnetError
 from bitnet_gguf.hf_synthetic import generate_model, pack_ternary
+from bitnet_gguf.kquants import Q6K
 from bitnet_gguf.quants import GGML_TYPE_I2_S, I2S, i2s_nbytes
 from bitnet_gguf.safetensors_reader import SafetensorsReader, read_header
 from bitnet_gguf.safetensors_writer import TensorSpec, write_safetensors
-from bitnet_gguf.tensor_plan import permute_qk
+from bitnet_gguf.tensor_plan import default_embd_type, permute_qk
 from bitnet_gguf.ternary import master_to_ternary, unpack_rows
 
 from .gguf_read import f32, read_gguf
@@ -68,10 +69,10 @@ def test_i2s_and_f32_hold_the_same_ternary_weights(ckpts: dict[str, Path], tmp_p
             np.testing.assert_array_equal(got_t.reshape(t.shape), t)
             assert got_s == pytest.approx(s, rel=1e-6)
             np.testing.assert_array_equal(f32(tf), t.astype(np.float32) * np.float32(got_s))
-    # float tensors pass through unchanged (bf16 -> f32 is exact; i2_s files keep an F16 embedding)
+    # float tensors pass through unchanged (bf16 -> f32 is exact); i2_s files get a Q6_K embedding (ggml's bytes)
     np.testing.assert_array_equal(f32(t_f["token_embd.weight"]), reader.read("model.embed_tokens.weight"))
-    np.testing.assert_array_equal(f32(t_i["token_embd.weight"]), reader.read("model.embed_tokens.weight").astype(np.float16))
-    assert t_i["token_embd.weight"].ggml_type == 1
+    assert t_i["token_embd.weight"].ggml_type == 14
+    np.testing.assert_array_equal(t_i["token_embd.weight"].data, Q6K.quantize(reader.read("model.embed_tokens.weight")).reshape(-1))
     np.testing.assert_array_equal(f32(t_f["output_norm.weight"]), reader.read("model.norm.weight"))
     assert ("output.weight" in t_f) == (not cfg["tie_word_embeddings"])
 
@@ -112,7 +113,7 @@ def test_float_outtypes(ckpts: dict[str, Path], tmp_path: Path, outtype: str, ft
     assert t["blk.0.attn_norm.weight"].ggml_type == 0
 
 
-@pytest.mark.parametrize(("embd", "ggml"), [("q8_0", 8), ("f32", 0), ("q4_0", 2)])
+@pytest.mark.parametrize(("embd", "ggml"), [("q8_0", 8), ("f32", 0), ("f16", 1), ("q4_0", 2), ("q6_k", 14)])
 def test_embedding_types(ckpts: dict[str, Path], tmp_path: Path, embd: str, ggml: int) -> None:
     import gguf
 
@@ -120,18 +121,26 @@ def test_embedding_types(ckpts: dict[str, Path], tmp_path: Path, embd: str, ggml
     kv, t = read_gguf(convert(d, "i2_s", tmp_path / "m.gguf", embd_type=embd, progress=False).path)
     for name in ("token_embd.weight", "output.weight"):
         assert t[name].ggml_type == ggml
-    if embd == "q8_0":
+    if embd in ("q8_0", "q6_k"):
         e = t["token_embd.weight"]
         assert e.data is not None
-        n_bytes = e.ne[1] * e.ne[0] // 32 * 34
-        deq = gguf.quants.dequantize(e.data[:n_bytes].reshape(e.ne[1], -1), gguf.GGMLQuantizationType.Q8_0)
+        qtype = gguf.GGMLQuantizationType(ggml)
+        block, size = gguf.GGML_QUANT_SIZES[qtype]
+        n_bytes = e.ne[1] * e.ne[0] // block * size
+        deq = gguf.quants.dequantize(e.data[:n_bytes].reshape(e.ne[1], -1), qtype)
         src = SafetensorsReader(d).read("model.embed_tokens.weight")
-        assert np.abs(deq - src).max() <= np.abs(src).max() / 127 * 0.51 + 1e-3
+        step = np.abs(src).max() / (127 if embd == "q8_0" else 32)  # tests/test_q6k.py: Q6_K stays within 0.75 step
+        assert np.abs(deq - src).max() <= step * (0.51 if embd == "q8_0" else 0.75) + 1e-3
+
+
+def test_embedding_default_follows_the_row_length() -> None:
+    assert [default_embd_type("i2_s", n) for n in (2560, 96, 100)] == ["q6_k", "q8_0", "f16"]
+    assert default_embd_type("bf16", 2560) == "bf16"
 
 
 def test_k_quant_embedding_not_supported_yet(ckpts: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.raises(BitnetError, match="q6_k is not supported yet"):
-        convert(ckpts["bitnet-master"], "i2_s", tmp_path / "m.gguf", embd_type="q6_k", progress=False)
+    with pytest.raises(BitnetError, match="q4_k is not supported yet"):
+        convert(ckpts["bitnet-master"], "i2_s", tmp_path / "m.gguf", embd_type="q4_k", progress=False)
     assert not (tmp_path / "m.gguf").exists()
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bitnet_gguf.gguf_read import GGUFFile
+from bitnet_gguf.kquants import Q6K
 from bitnet_gguf.quants import GGML_TYPE_I2_S
 from bitnet_gguf.synthetic import write_synthetic_gguf
 
@@ -49,7 +50,7 @@ def test_quantize_is_thread_independent(quantized: dict[int, Path]) -> None:
     assert quantized[1].read_bytes() == quantized[2].read_bytes()
 
 
-def test_quantized_bytes_match_numpy_packing(quantized: dict[int, Path], tiny_i2s: Path) -> None:
+def test_quantized_bytes_match_numpy_packing(quantized: dict[int, Path], tiny_i2s: Path, tiny_f32: Path) -> None:
     ours, ref = GGUFFile(quantized[2]), GGUFFile(tiny_i2s)
     assert ours.metadata["general.file_type"] == 40  # bitnet.cpp's id for I2_S files
     i2s = [n for n, t in ref.tensors.items() if t.ggml_type == GGML_TYPE_I2_S]
@@ -57,7 +58,12 @@ def test_quantized_bytes_match_numpy_packing(quantized: dict[int, Path], tiny_i2
     for name in i2s:
         assert ours.tensors[name].ggml_type == GGML_TYPE_I2_S
         assert np.array_equal(ours.data(name), ref.data(name)), name
-    assert ours.tensors["token_embd.weight"].ggml_type == 14  # Q6_K by default (tied lm_head; docs/bench/README.md)
+    # Q6_K by default (tied lm_head; docs/bench/README.md), and the converter's numpy encoder writes the same bytes
+    embd = ours.tensors["token_embd.weight"]
+    assert embd.ggml_type == 14
+    src = GGUFFile(tiny_f32)
+    x = np.asarray(src.data("token_embd.weight")).view(np.float32).reshape(embd.shape[1], embd.shape[0])
+    assert np.array_equal(ours.data("token_embd.weight"), Q6K.quantize(x).reshape(-1))
 
 
 def test_generate_from_quantized_i2s(bin_dir: Path, quantized: dict[int, Path]) -> None:

@@ -13,6 +13,9 @@ static const struct bitnet_i2s_kernel kernels[] = {
     { "avx512vnni", bitnet_i2s_gemm_avx512vnni, BITNET_I2S_SIMD_K_ALIGN,
       BITNET_I2S_AVX512_PACK_COLS, bitnet_i2s_pack_avx512vnni, bitnet_i2s_gemm_packed_avx512vnni },
 #endif
+#ifdef BITNET_I2S_HAVE_AVXVNNI
+    { "avxvnni",    bitnet_i2s_gemm_avxvnni,    BITNET_I2S_SIMD_K_ALIGN, 0, NULL, NULL },
+#endif
 #ifdef BITNET_I2S_HAVE_AVX2
     { "avx2",       bitnet_i2s_gemm_avx2,       BITNET_I2S_SIMD_K_ALIGN, 0, NULL, NULL },
 #endif

@@ -18,6 +18,13 @@ void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                           int32_t * out, int64_t ldo);
 void bitnet_i2s_quantize_activations_avx2(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum);
 #  endif
+// 256-bit vpdpbusd: VEX AVX-VNNI (Alder Lake and later client CPUs, no AVX-512) or EVEX AVX512-VNNI + VL
+#  if defined(__AVX2__) && (defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__)))
+#    define BITNET_I2S_HAVE_AVXVNNI 1
+void bitnet_i2s_gemm_avxvnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                             const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                             int32_t * out, int64_t ldo);
+#  endif
 #  if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #    define BITNET_I2S_HAVE_AVX512VNNI 1
 void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,

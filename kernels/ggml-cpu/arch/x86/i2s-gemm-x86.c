@@ -1,4 +1,5 @@
-// x86 I2_S kernels (contract: i2s-gemm.h): AVX2 with maddubs, AVX-512 with VNNI vpdpbusd.
+// x86 I2_S kernels (contract: i2s-gemm.h): AVX2 with maddubs, the same loop with 256-bit vpdpbusd
+// (AVX-VNNI), AVX-512 with VNNI vpdpbusd.
 //
 // A 32-byte block holds elements e, e+32, e+64, e+96 in byte e at shifts 6, 4, 2, 0, so shifting and
 // masking the block gives runs of 32 consecutive codes that meet 32 consecutive activations.
@@ -31,6 +32,18 @@ BITNET_I2S_INLINE __m256i avx2_fix3(__m256i x) {
     return _mm256_andnot_si256(hi, x);
 }
 
+// acc + sums of 4 (u8 code, s8 activation) products per int32 lane. Only the avxvnni kernel calls it with
+// vpdpbusd; the maddubs form keeps the shared loop compiling in builds without VNNI (exact too: |sum| <= 1024).
+BITNET_I2S_INLINE __m256i avx2_dpbusd(__m256i acc, __m256i codes, __m256i act) {
+#if defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(acc, codes, act);
+#elif defined(BITNET_I2S_HAVE_AVXVNNI)
+    return _mm256_dpbusd_epi32(acc, codes, act);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(codes, act), _mm256_set1_epi16(1)));
+#endif
+}
+
 BITNET_I2S_INLINE int32_t avx2_hsum(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
@@ -38,18 +51,21 @@ BITNET_I2S_INLINE int32_t avx2_hsum(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-// rows [r0, r1) against C (constant after inlining) columns
-BITNET_I2S_INLINE void avx2_rows(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
-                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
+// rows [r0, r1) against C columns (C and vnni are constants after inlining). vnni: products go straight into
+// int32 with vpdpbusd; otherwise maddubs pairs gather in int16 (acc1) and are widened every AVX2_FLUSH blocks.
+BITNET_I2S_INLINE void avx2_rows_impl(const int C, const bool vnni, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                      const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t r = r0; r < r1; ++r) {
         const uint8_t * p = ROW_START(K, w, r);
-        __m256i acc[AVX2_COLS], s16[AVX2_COLS];
+        __m256i acc[AVX2_COLS], acc1[AVX2_COLS], acc2[AVX2_COLS], acc3[AVX2_COLS];
         BITNET_I2S_UNROLL
         for (int c = 0; c < C; ++c) {
             acc[c] = _mm256_setzero_si256();
-            s16[c] = _mm256_setzero_si256();
+            acc1[c] = _mm256_setzero_si256();
+            acc2[c] = _mm256_setzero_si256();
+            acc3[c] = _mm256_setzero_si256();
         }
         int64_t k = 0;
         if (ROW_MID(K, r)) {  // head: elements 64..127 of the block are fields 2 and 0
@@ -59,8 +75,13 @@ BITNET_I2S_INLINE void avx2_rows(const int C, int64_t K, const uint8_t * w, int6
             BITNET_I2S_UNROLL
             for (int c = 0; c < C; ++c) {
                 const int8_t * ac = a + c * lda;
-                s16[c] = _mm256_add_epi16(_mm256_maddubs_epi16(c2, _mm256_load_si256((const __m256i *) ac)),
-                                          _mm256_maddubs_epi16(c3, _mm256_load_si256((const __m256i *) (ac + 32))));
+                const __m256i a2 = _mm256_load_si256((const __m256i *) ac);
+                const __m256i a3 = _mm256_load_si256((const __m256i *) (ac + 32));
+                if (vnni) {
+                    acc[c] = avx2_dpbusd(avx2_dpbusd(acc[c], c2, a2), c3, a3);
+                } else {
+                    acc1[c] = _mm256_add_epi16(_mm256_maddubs_epi16(c2, a2), _mm256_maddubs_epi16(c3, a3));
+                }
             }
             p += 32;
             k = 64;
@@ -76,18 +97,32 @@ BITNET_I2S_INLINE void avx2_rows(const int C, int64_t K, const uint8_t * w, int6
             BITNET_I2S_UNROLL
             for (int c = 0; c < C; ++c) {
                 const int8_t * ac = a + c * lda + k;
-                const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, _mm256_load_si256((const __m256i *) ac)),
-                                                     _mm256_maddubs_epi16(c1, _mm256_load_si256((const __m256i *) (ac + 32))));
-                const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, _mm256_load_si256((const __m256i *) (ac + 64))),
-                                                     _mm256_maddubs_epi16(c3, _mm256_load_si256((const __m256i *) (ac + 96))));
-                s16[c] = _mm256_add_epi16(s16[c], _mm256_add_epi16(p01, p23));
+                const __m256i a0 = _mm256_load_si256((const __m256i *) ac);
+                const __m256i a1 = _mm256_load_si256((const __m256i *) (ac + 32));
+                const __m256i a2 = _mm256_load_si256((const __m256i *) (ac + 64));
+                const __m256i a3 = _mm256_load_si256((const __m256i *) (ac + 96));
+                if (vnni && C <= 2) {
+                    // four chains per column: few columns leave vpdpbusd latency-bound otherwise
+                    acc[c] = avx2_dpbusd(acc[c], c0, a0);
+                    acc1[c] = avx2_dpbusd(acc1[c], c1, a1);
+                    acc2[c] = avx2_dpbusd(acc2[c], c2, a2);
+                    acc3[c] = avx2_dpbusd(acc3[c], c3, a3);
+                } else if (vnni) {
+                    // two chains per column (four would not fit 16 registers with 4 columns)
+                    acc[c] = avx2_dpbusd(avx2_dpbusd(acc[c], c0, a0), c1, a1);
+                    acc1[c] = avx2_dpbusd(avx2_dpbusd(acc1[c], c2, a2), c3, a3);
+                } else {
+                    const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, a0), _mm256_maddubs_epi16(c1, a1));
+                    const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(c2, a2), _mm256_maddubs_epi16(c3, a3));
+                    acc1[c] = _mm256_add_epi16(acc1[c], _mm256_add_epi16(p01, p23));
+                }
             }
-            if (++n16 == AVX2_FLUSH) {
+            if (!vnni && ++n16 == AVX2_FLUSH) {
                 n16 = 0;
                 BITNET_I2S_UNROLL
                 for (int c = 0; c < C; ++c) {
-                    acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s16[c], ones));
-                    s16[c] = _mm256_setzero_si256();
+                    acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(acc1[c], ones));
+                    acc1[c] = _mm256_setzero_si256();
                 }
             }
         }
@@ -98,17 +133,29 @@ BITNET_I2S_INLINE void avx2_rows(const int C, int64_t K, const uint8_t * w, int6
             BITNET_I2S_UNROLL
             for (int c = 0; c < C; ++c) {
                 const int8_t * ac = a + c * lda + k;
-                acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_add_epi16(
-                    _mm256_maddubs_epi16(c0, _mm256_load_si256((const __m256i *) ac)),
-                    _mm256_maddubs_epi16(c1, _mm256_load_si256((const __m256i *) (ac + 32)))), ones));
+                const __m256i a0 = _mm256_load_si256((const __m256i *) ac);
+                const __m256i a1 = _mm256_load_si256((const __m256i *) (ac + 32));
+                if (vnni) {
+                    acc[c] = avx2_dpbusd(avx2_dpbusd(acc[c], c0, a0), c1, a1);
+                } else {
+                    acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_add_epi16(
+                        _mm256_maddubs_epi16(c0, a0), _mm256_maddubs_epi16(c1, a1)), ones));
+                }
             }
         }
         BITNET_I2S_UNROLL
         for (int c = 0; c < C; ++c) {
-            acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(s16[c], ones));
+            // vnni: acc1..acc3 are more int32 chains; maddubs form: acc1 holds the int16 sums since the last flush
+            acc[c] = _mm256_add_epi32(acc[c], vnni ? _mm256_add_epi32(acc1[c], _mm256_add_epi32(acc2[c], acc3[c]))
+                                                   : _mm256_madd_epi16(acc1[c], ones));
             out[c * ldo + (r - r0)] = avx2_hsum(acc[c]) - a_sum[c];
         }
     }
+}
+
+BITNET_I2S_INLINE void avx2_rows(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
+    avx2_rows_impl(C, false, K, w, r0, r1, a, a_sum, lda, out, ldo);
 }
 
 void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
@@ -118,6 +165,19 @@ void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
     // to stay in L1/L2 between groups
     BITNET_I2S_FOR_GROUPS_OF_4(avx2_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
+
+#ifdef BITNET_I2S_HAVE_AVXVNNI
+BITNET_I2S_INLINE void avxvnni_rows(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                    const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
+    avx2_rows_impl(C, true, K, w, r0, r1, a, a_sum, lda, out, ldo);
+}
+
+void bitnet_i2s_gemm_avxvnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                             const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                             int32_t * out, int64_t ldo) {
+    BITNET_I2S_FOR_GROUPS_OF_4(avxvnni_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
+}
+#endif
 
 #endif // BITNET_I2S_HAVE_AVX2
 
