@@ -153,29 +153,28 @@ BITNET_I2S_INLINE void avx2_rows_impl(const int C, const bool vnni, int64_t K, c
     }
 }
 
-BITNET_I2S_INLINE void avx2_rows(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
-                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
-    avx2_rows_impl(C, false, K, w, r0, r1, a, a_sum, lda, out, ldo);
+// the `vnni` of the enclosing avx2_gemm, so both kernels share the column grouping below
+#define AVX2_ROWS(C, K, w, r0, r1, a, a_sum, lda, out, ldo) avx2_rows_impl(C, vnni, K, w, r0, r1, a, a_sum, lda, out, ldo)
+
+BITNET_I2S_INLINE void avx2_gemm(const bool vnni, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
+                                 int32_t * out, int64_t ldo) {
+    // weights are decoded once per group of columns; the row tile is small enough (caller: 64 rows)
+    // to stay in L1/L2 between groups
+    BITNET_I2S_FOR_GROUPS_OF_4(AVX2_ROWS, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                           const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                           int32_t * out, int64_t ldo) {
-    // weights are decoded once per group of columns; the row tile is small enough (caller: 64 rows)
-    // to stay in L1/L2 between groups
-    BITNET_I2S_FOR_GROUPS_OF_4(avx2_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
+    avx2_gemm(false, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo);
 }
 
 #ifdef BITNET_I2S_HAVE_AVXVNNI
-BITNET_I2S_INLINE void avxvnni_rows(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
-                                    const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
-    avx2_rows_impl(C, true, K, w, r0, r1, a, a_sum, lda, out, ldo);
-}
-
 void bitnet_i2s_gemm_avxvnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                              const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                              int32_t * out, int64_t ldo) {
-    BITNET_I2S_FOR_GROUPS_OF_4(avxvnni_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
+    avx2_gemm(true, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo);
 }
 #endif
 
