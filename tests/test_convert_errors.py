@@ -110,6 +110,25 @@ def test_wrong_shape(base: dict[str, Path], tmp_path: Path) -> None:
     _assert_error(d, "model.safetensors", "tensor model.layers.0.self_attn.k_proj.weight has shape [256, 128], expected [128, 256]")
 
 
+def test_nan_in_embedding(base: dict[str, Path], tmp_path: Path) -> None:
+    d = _copy(base["master"], tmp_path / "m")
+
+    def edit(specs: list[TensorSpec]) -> list[TensorSpec]:
+        for s in specs:
+            if s.name == "model.embed_tokens.weight":
+                def with_nan(read: Callable[[], np.ndarray] = s.produce, dtype: str = s.dtype,
+                             at: int = 5 * s.shape[1] + 3) -> np.ndarray:
+                    raw = np.array(read())
+                    raw.reshape(-1)[at] = np.uint16(0x7FC0) if dtype == "BF16" else np.nan  # BF16 travels as raw uint16
+                    return raw
+
+                s.produce = with_nan
+        return specs
+
+    _rewrite(d, edit)
+    _assert_error(d, "model.safetensors: tensor model.embed_tokens.weight: row 5 has NaN or infinite values")
+
+
 def test_unexpected_tensor(base: dict[str, Path], tmp_path: Path) -> None:
     d = _copy(base["master"], tmp_path / "m")
     _rewrite(d, lambda specs: [*specs, TensorSpec("model.layers.2.input_layernorm.weight", "F32", (256,),
