@@ -142,11 +142,22 @@ class TensorPlanner:
             raise BitnetError(f"{rec.file}: tensor {name} has dtype {rec.dtype}, expected a float type")
         self.used.add(name)
 
+    def _read_finite(self, hf: str, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """A float tensor (or rows [start, stop) of it). NaN or inf is a broken checkpoint: stop, naming where,
+        instead of writing it on (a NaN master weight would even turn into arbitrary ternary values)."""
+        x = self.reader.read(hf, rows)
+        bad = np.argwhere(~np.isfinite(x))
+        if bad.size:
+            if x.ndim == 1:
+                raise BitnetError(f"{self._where(hf)}: element {int(bad[0][0])} is NaN or infinite")
+            raise BitnetError(f"{self._where(hf)}: row {(rows[0] if rows else 0) + int(bad[0][0])} has NaN or infinite values")
+        return x
+
     # --- float tensors (norms, embedding, lm_head) ----------------------------------------------------
     def _norm(self, hf: str, gg: str, size: int) -> OutTensor:
         self._require(hf, (size,))
         return OutTensor(gg, (size,), Q.F32, size * 4,
-                         StreamedTensor(size * 4, lambda: iter([self.reader.read(hf).astype(np.float32)]), gg))
+                         StreamedTensor(size * 4, lambda: iter([self._read_finite(hf).astype(np.float32)]), gg))
 
     def _matrix(self, hf: str, gg: str, shape: tuple[int, int], qtype: int) -> OutTensor:
         self._require(hf, shape)
@@ -158,11 +169,7 @@ class TensorPlanner:
         def chunks() -> Iterator[np.ndarray]:
             for start in range(0, shape[0], rows_per_chunk):
                 stop = min(shape[0], start + rows_per_chunk)
-                x = self.reader.read(hf, (start, stop))
-                if not np.isfinite(x).all():
-                    row = start + int(np.argwhere(~np.isfinite(x))[0][0])
-                    raise BitnetError(f"{self._where(hf)}: row {row} has NaN or infinite values")
-                yield _float_bytes(x, qtype)
+                yield _float_bytes(self._read_finite(hf, (start, stop)), qtype)
 
         nbytes = _nbytes(shape, qtype)
         return OutTensor(gg, shape, qtype, nbytes, StreamedTensor(nbytes, chunks, gg))
@@ -184,7 +191,7 @@ class TensorPlanner:
             return t, scale_from_weight_scale(self.reader.read(scale_name), quant, self._where(scale_name))
         if rec.dtype not in FLOAT_DTYPES:
             raise BitnetError(f"{where}: dtype {rec.dtype}, expected a float master weight or packed U8")
-        w = self.reader.read(hf)
+        w = self._read_finite(hf)
         if quant is not None and quant.mode == "offline":
             # AutoBitLinear offline may store unpacked ternary values (transformers packs only when rows = M/4)
             if scale_name not in self.reader:

@@ -110,14 +110,19 @@ def test_wrong_shape(base: dict[str, Path], tmp_path: Path) -> None:
     _assert_error(d, "model.safetensors", "tensor model.layers.0.self_attn.k_proj.weight has shape [256, 128], expected [128, 256]")
 
 
-def test_nan_in_embedding(base: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "where"), [
+    ("model.embed_tokens.weight", "row 5 has NaN or infinite values"),
+    ("model.layers.1.mlp.down_proj.weight", "row 5 has NaN or infinite values"),  # a master weight
+    ("model.layers.0.input_layernorm.weight", "element 3 is NaN or infinite"),
+])
+def test_nan_in_float_tensor(base: dict[str, Path], tmp_path: Path, name: str, where: str) -> None:
     d = _copy(base["master"], tmp_path / "m")
 
     def edit(specs: list[TensorSpec]) -> list[TensorSpec]:
         for s in specs:
-            if s.name == "model.embed_tokens.weight":
+            if s.name == name:
                 def with_nan(read: Callable[[], np.ndarray] = s.produce, dtype: str = s.dtype,
-                             at: int = 5 * s.shape[1] + 3) -> np.ndarray:
+                             at: int = (5 * s.shape[1] if len(s.shape) == 2 else 0) + 3) -> np.ndarray:
                     raw = np.array(read())
                     raw.reshape(-1)[at] = np.uint16(0x7FC0) if dtype == "BF16" else np.nan  # BF16 travels as raw uint16
                     return raw
@@ -126,7 +131,7 @@ def test_nan_in_embedding(base: dict[str, Path], tmp_path: Path) -> None:
         return specs
 
     _rewrite(d, edit)
-    _assert_error(d, "model.safetensors: tensor model.embed_tokens.weight: row 5 has NaN or infinite values")
+    _assert_error(d, f"model.safetensors: tensor {name}: {where}")
 
 
 def test_unexpected_tensor(base: dict[str, Path], tmp_path: Path) -> None:
@@ -181,6 +186,16 @@ def test_k_that_i2s_cannot_hold(tmp_path: Path) -> None:
     # the float outtypes have no block constraint
     assert _convert(d, "--outtype", "f16").returncode == 0
     assert (d / "ggml-model-f16.gguf").is_file()
+
+
+def test_q6_k_embedding_needs_256_columns(tmp_path: Path) -> None:
+    # hidden 128: fine for I2_S, not for Q6_K's 256-blocks; the default then falls back to Q8_0
+    d = generate_model("bitnet", Shape(hidden=128, ffn=256, layers=1, heads=2, kv_heads=2, context=128), tmp_path / "h128",
+                       vocab_dir(), seed=4)
+    _assert_error(d, "tensor model.embed_tokens.weight: 128 columns are not a multiple of Q6_K's block of 256",
+                  extra=("--embd-type", "q6_k"))
+    res = _convert(d)
+    assert res.returncode == 0 and "embedding q8_0" in res.stderr, res.stderr
 
 
 def test_hidden_act_mismatch(base: dict[str, Path], tmp_path: Path) -> None:
