@@ -35,10 +35,7 @@ def _generate(args: argparse.Namespace) -> int:
         vocab = vocab_dir / "ggml-vocab-llama-bpe.gguf"
         if not vocab.is_file():
             raise BitnetError(f"{vocab}: vocab GGUF not found (run setup_env.py, or pass --vocab-dir)")
-        try:
-            out = write_synthetic_gguf(Path(args.out), args.arch, args.size, args.gguf, vocab, seed=args.seed)
-        except ValueError as e:
-            raise BitnetError(str(e)) from None
+        out = write_synthetic_gguf(Path(args.out), args.arch, args.size, args.gguf, vocab, seed=args.seed)
     else:
         from .hf_synthetic import generate_model
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from .errors import BitnetError
+from .errors import BitnetError, check_choice
 from .gguf_io import atomic_output
 from .hf_checkpoint import ModelConfig, load_config
 from .safetensors_reader import SafetensorsReader
@@ -45,8 +45,7 @@ def check_embd_type(embd_type: str) -> str:
     if t in NOT_YET_EMBD:
         raise BitnetError(f"--embd-type {t} is not supported yet (no numpy encoder); use q6_k or q8_0, "
                           f"or f16 and then llama-quantize --token-embedding-type {t}")
-    if t not in EMBD_TYPES:
-        raise BitnetError(f"--embd-type {embd_type!r} unknown, expected one of {', '.join(EMBD_TYPES)}")
+    check_choice("--embd-type", t, EMBD_TYPES)
     return t
 
 
@@ -81,8 +80,7 @@ def convert(model_dir: Path, outtype: str = "i2_s", outfile: Path | None = None,
             tokenizer_pre: str | None = None, progress: bool = True) -> ConvertResult:
     """Convert model_dir; on any error no output file is left behind (atomic rename at the end)."""
     start = time.monotonic()
-    if outtype not in OUTTYPES:
-        raise BitnetError(f"--outtype {outtype!r} unknown, expected one of {', '.join(OUTTYPES)}")
+    check_choice("--outtype", outtype, OUTTYPES)
     embd = check_embd_type(embd_type) if embd_type else None
     model_dir = Path(model_dir)
     cfg = load_config(model_dir)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BitnetError
+from .errors import BitnetError, check_choice
 from .gguf_io import atomic_output
 from .safetensors_writer import TensorSpec, f32_to_bf16, write_safetensors
 from .synthetic import SHAPES, Shape
@@ -161,16 +161,13 @@ def generate_model(arch: str, size: str | Shape, out: Path, vocab_dir: Path, for
 
     size is a preset name of synthetic.SHAPES, or a Shape (tests use odd shapes).
     """
-    if arch not in HF_ARCHS:
-        raise BitnetError(f"--arch {arch!r} unknown, expected one of {', '.join(HF_ARCHS)}")
-    if isinstance(size, str) and size not in SHAPES:
-        raise BitnetError(f"--size {size!r} unknown, expected one of {', '.join(SHAPES)}")
-    if form not in FORMS:
-        raise BitnetError(f"--form {form!r} unknown, expected one of {', '.join(FORMS)}")
+    check_choice("--arch", arch, HF_ARCHS)
+    if isinstance(size, str):
+        check_choice("--size", size, SHAPES)
+    check_choice("--form", form, FORMS)
     f = FACTS[arch]
     linear_class = linear_class or f.default_linear_class
-    if linear_class not in LINEAR_CLASSES:
-        raise BitnetError(f"--linear-class {linear_class!r} unknown, expected one of {', '.join(LINEAR_CLASSES)}")
+    check_choice("--linear-class", linear_class, LINEAR_CLASSES)
     shape = SHAPES[size] if isinstance(size, str) else size
     vocab_gguf = Path(vocab_dir) / ("ggml-vocab-llama-bpe.gguf" if f.tokenizer == "llama3" else "ggml-vocab-llama-spm.gguf")
     if not vocab_gguf.is_file():

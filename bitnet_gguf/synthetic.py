@@ -12,6 +12,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from .errors import check_choice
 from .gguf_io import add_i2s_tensor, atomic_output, copy_tokenizer
 from .quants import LLAMA_FTYPE_I2_S_IN_FILES
 
@@ -77,12 +78,9 @@ def _random_ternary(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.
 def write_synthetic_gguf(out: Path, arch: str, size: str, outtype: str, vocab_gguf: Path,
                          seed: int = 0, embd_type: str | None = None) -> Path:
     """Write a random ternary model of `size` as a GGUF of `outtype` (f32: float weights, i2_s: packed)."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown --arch {arch!r}, expected one of {', '.join(ARCHS)}")
-    if size not in SHAPES:
-        raise ValueError(f"unknown --size {size!r}, expected one of {', '.join(SHAPES)}")
-    if outtype not in OUTTYPES:
-        raise ValueError(f"unknown --outtype {outtype!r}, expected one of {', '.join(OUTTYPES)}")
+    check_choice("--arch", arch, ARCHS)
+    check_choice("--size", size, SHAPES)
+    check_choice("--outtype", outtype, OUTTYPES)
     shape = SHAPES[size]
     rng = np.random.default_rng(seed)
     float_dtype = np.float32 if outtype == "f32" else np.float16
