@@ -29,14 +29,17 @@ def _bin_dirs(bdir: Path) -> list[Path]:
     return [bdir / "bin" / "Release", bdir / "bin"] if sys.platform == "win32" else [bdir / "bin"]
 
 
+def _built_file(filename: str, bdir: Path | None) -> Path:
+    bdir = build_dir() if bdir is None else bdir
+    for d in _bin_dirs(bdir):
+        if (d / filename).is_file():
+            return d / filename
+    raise BitnetError(f"{filename} not found in {bdir / 'bin'}: {BUILD_HINT}")
+
+
 def find_tool(name: str, bdir: Path | None = None) -> Path:
     """Path of a llama.cpp program (llama-completion, llama-server, ...) of our build."""
-    bdir = build_dir() if bdir is None else bdir
-    exe = name + (".exe" if sys.platform == "win32" else "")
-    for d in _bin_dirs(bdir):
-        if (d / exe).is_file():
-            return d / exe
-    raise BitnetError(f"{exe} not found in {bdir / 'bin'}: {BUILD_HINT}")
+    return _built_file(name + (".exe" if sys.platform == "win32" else ""), bdir)
 
 
 def library_name() -> str:
@@ -47,11 +50,7 @@ def library_name() -> str:
 
 def library_dir(bdir: Path | None = None) -> Path:
     """The folder holding our libllama (what llama-cpp-python's LLAMA_CPP_LIB_PATH must point at)."""
-    bdir = build_dir() if bdir is None else bdir
-    for d in _bin_dirs(bdir):
-        if (d / library_name()).is_file():
-            return d
-    raise BitnetError(f"{library_name()} not found in {bdir / 'bin'}: {BUILD_HINT}")
+    return _built_file(library_name(), bdir).parent
 
 
 def _linux_physical_cores() -> int | None:
