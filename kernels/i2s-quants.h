@@ -1,4 +1,4 @@
-// I2_S tensor format (../shared/FORMATS.md §2): ternary codes, 4 per byte, in blocks of
+// I2_S tensor format (docs/formats.md §2): ternary codes, 4 per byte, in blocks of
 // 128 elements / 32 bytes, followed by a 32-byte tail whose first 4 bytes are the f32
 // per-tensor scale. These functions see a *whole tensor*: the scale lives after the last
 // row, so no function here can work on a single row in isolation.
@@ -31,7 +31,7 @@ float bitnet_i2s_scale(const void * data, int64_t n);
 
 // Quantize n floats (a whole tensor) to I2_S; returns n/4 + 32.
 // Already-ternary input (every |x| is 0 or the tensor's max) keeps its magnitude exactly;
-// anything else is ternarized with absmean (s = max(mean|x|, 1e-5), t = clamp(round(x/s))).
+// anything else is ternarized with absmean (s = max(mean|x|, 1e-5), t = clamp(round_half_even(x * (1/s)), -1, 1)).
 // n must be a multiple of BITNET_I2S_QK (the format cannot hold a partial last block).
 size_t bitnet_i2s_quantize(const float * x, void * dst, int64_t n);
 

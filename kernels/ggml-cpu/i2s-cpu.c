@@ -36,17 +36,12 @@ static float * row_of(const struct ggml_tensor * t, int64_t j) {
     return (float *) ((char *) t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
 }
 
-static void quantize_column(const struct ggml_tensor * src1, int64_t j, int8_t * q, float * scale, int32_t * sum) {
-    bitnet_i2s_quantize_activations(row_of(src1, j), q, src1->ne[0], scale, sum);
+static void quantize_column(const struct bitnet_i2s_kernel * kern, const struct ggml_tensor * src1, int64_t j,
+                            int8_t * q, float * scale, int32_t * sum) {
+    kern->quantize_activations(row_of(src1, j), q, src1->ne[0], scale, sum);
 }
 
-static const struct bitnet_i2s_kernel * generic_kernel(void) {
-    int n;
-    const struct bitnet_i2s_kernel * k = bitnet_i2s_gemm_kernels(&n);
-    return &k[n - 1];
-}
-
-// y = dot / s_a * s_w in float, in this order (FORMATS.md §3)
+// y = dot / s_a * s_w in float, in this order (docs/formats.md §3)
 static void scale_rows(const int32_t * restrict dot, int64_t n, float sa, float sw, float * restrict y) {
     for (int64_t i = 0; i < n; ++i) {
         y[i] = (float) dot[i] / sa * sw;
@@ -75,7 +70,9 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
     const int64_t N = ne11 * ne12 * ne13;
     const int64_t lda = act_stride(K);
 
-    const struct bitnet_i2s_kernel * kern = params->use_ref ? generic_kernel() : bitnet_i2s_kernel_select(K);
+    // activation quantization and gemm come from the same entry (use_ref: the generic one, always last)
+    const struct bitnet_i2s_kernel * kern =
+        params->use_ref ? &bitnet_i2s_kernels[bitnet_i2s_n_kernels - 1] : bitnet_i2s_kernel_get(K);
     const int64_t P = kern->pack_cols;
     const int64_t n_packed = P > 0 ? N / P * P : 0;  // columns in whole packed groups
 
@@ -88,12 +85,12 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
     //    quantized a whole group of columns packs it while they are still in its cache
     for (int64_t g = ith; g * P < n_packed; g += nth) {
         for (int64_t j = g * P; j < (g + 1) * P; ++j) {
-            quantize_column(src1, j, qa + j * lda, &sa[j], &ma[j]);
+            quantize_column(kern, src1, j, qa + j * lda, &sa[j], &ma[j]);
         }
         kern->pack(K, qa + g * P * lda, lda, P, pa + g * P * K);
     }
     for (int64_t j = n_packed + ith; j < N; j += nth) {
-        quantize_column(src1, j, qa + j * lda, &sa[j], &ma[j]);
+        quantize_column(kern, src1, j, qa + j * lda, &sa[j], &ma[j]);
     }
     ggml_barrier(params->threadpool);
 
@@ -163,7 +160,8 @@ void ggml_bitnet_i2s_vec_dot_f32(int n, float * s, size_t bs, const void * vx, s
     GGML_ASSERT(q != NULL);
     float sa;
     int32_t suma;
-    bitnet_i2s_quantize_activations((const float *) vy, q, n, &sa, &suma);
+    // the quantizer a mat-mul with this K would use (all are bit-exact); the generic gemm, as q is not 64-byte aligned
+    bitnet_i2s_kernel_get(n)->quantize_activations((const float *) vy, q, n, &sa, &suma);
     int32_t dot;
     bitnet_i2s_gemm_generic(n, (const uint8_t *) vx, 0, 1, q, &suma, n, 1, &dot, 1);
     *s = (float) dot / sa * bitnet_i2s_scale(vx, n);

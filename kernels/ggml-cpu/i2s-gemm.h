@@ -1,4 +1,4 @@
-// Integer kernels for I2_S weights x int8 activations (FORMATS.md §3).
+// Integer kernels for I2_S weights x int8 activations (docs/formats.md §3).
 // Every implementation computes, exactly in int32,
 //   out[c*ldo + (r - r0)] = sum_k t(r, k) * a[c*lda + k]      for r in [r0, r1), c in [0, ncols)
 // where t(r, k) in {-1, 0, 1} is element r*K + k of the packed tensor w.
@@ -31,30 +31,40 @@ typedef void (*bitnet_i2s_gemm_packed_t)(int64_t K, const uint8_t * w, int64_t r
                                          const void * packed, const int32_t * a_sum, int64_t ncols,
                                          int32_t * out, int64_t ldo);
 
-// Every kernel compiled into this build, fastest first; the generic one is always last.
-// BITNET_I2S_KERNEL=<name> makes the selection prefer that kernel when it handles K.
-struct bitnet_i2s_kernel {
-    const char *             name;
-    bitnet_i2s_gemm_t        gemm;
-    int64_t                  k_align;      // the kernel handles K when K % k_align == 0
-    int64_t                  pack_cols;    // 0: no packed form
-    bitnet_i2s_pack_t        pack;
-    bitnet_i2s_gemm_packed_t gemm_packed;
-};
-const struct bitnet_i2s_kernel * bitnet_i2s_gemm_kernels(int * n);
-
-// the fastest kernel this build has for a K (falls back to the generic one)
-const struct bitnet_i2s_kernel * bitnet_i2s_kernel_select(int64_t K);
-
-// name of the selected implementation, for logs and tests
-const char * bitnet_i2s_gemm_name(int64_t K);
-
-// Per-token activation quantization (FORMATS.md §3): s = 127 / max(max|x|, 1e-5),
-// q = round-half-even(x * s) clamped to [-128, 127], sum = sum of q. The SIMD versions are
-// bit-identical to the generic one for finite inputs; bitnet_i2s_quantize_activations is the
-// fastest this build has.
-void bitnet_i2s_quantize_activations(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum);
+// Per-token activation quantization (docs/formats.md §3): s = 127 / max(max|x|, 1e-5),
+// q = round-half-even(x * s) clamped to [-128, 127], sum = sum of q. Every version is bit-identical
+// to the generic one for finite inputs.
+typedef void (*bitnet_i2s_quantize_activations_t)(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum);
 void bitnet_i2s_quantize_activations_generic(const float * x, int8_t * q, int64_t K, float * scale, int32_t * sum);
+
+// One kernel variant and everything it provides. The mat-mul takes the activation quantization and
+// the gemm from the same entry; a variant without its own quantizer carries the best one its ISA has.
+struct bitnet_i2s_kernel {
+    const char *                      name;          // what BITNET_I2S_KERNEL=<name> selects
+    int64_t                           k_align;       // the kernel handles K when K % k_align == 0
+    bitnet_i2s_quantize_activations_t quantize_activations;
+    bitnet_i2s_gemm_t                 gemm;
+    int64_t                           pack_cols;     // 0: no packed form
+    bitnet_i2s_pack_t                 pack;
+    bitnet_i2s_gemm_packed_t          gemm_packed;
+};
+
+// Every kernel compiled into this build, fastest first; the generic one (the reference) is always last.
+extern const struct bitnet_i2s_kernel bitnet_i2s_kernels[];
+extern const int                      bitnet_i2s_n_kernels;
+
+// the entry called name, or NULL when this build does not have it
+const struct bitnet_i2s_kernel * bitnet_i2s_kernel_find(const char * name);
+
+// The kernel for a mat-mul with rows of K elements: the preferred kernel when it handles K, else the
+// fastest that does (the generic one handles every K). The preference is the fastest kernel, or the one
+// named by BITNET_I2S_KERNEL (read once per process, on the first call; a name this build does not have
+// prints one line on stderr and keeps the fastest). Thread-safe; no getenv after the first call.
+const struct bitnet_i2s_kernel * bitnet_i2s_kernel_get(int64_t K);
+
+// Re-reads BITNET_I2S_KERNEL, for tests that switch kernels inside one process; returns the new
+// preference. Not to be called while another thread runs setenv.
+const struct bitnet_i2s_kernel * bitnet_i2s_kernel_reload(void);
 
 #ifdef __cplusplus
 }

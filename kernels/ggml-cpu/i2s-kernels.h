@@ -1,5 +1,6 @@
 // Which arch-specific I2_S kernels this translation unit's ISA flags allow. The arch files and the
-// dispatcher test the same macros, so a kernel is referenced exactly when it is compiled.
+// dispatcher's table (i2s-dispatch.c) test the same macros, so a kernel is referenced exactly when it
+// is compiled.
 // No runtime CPU detection is needed: ggml-cpu variants are built per ISA level and only loaded
 // on CPUs that have it.
 #pragma once
@@ -58,34 +59,6 @@ void bitnet_i2s_gemm_dotprod(int64_t K, const uint8_t * w, int64_t r0, int64_t r
 float   bitnet_i2s_act_amax(const float * x, int64_t n, float amax);
 float   bitnet_i2s_act_scale(float amax);
 int32_t bitnet_i2s_act_round(const float * x, int8_t * q, int64_t n, float s);
-
-// The SIMD kernels walk rows in 64-element halves of a 128-block: they need K % 64 == 0
-// (every row then starts at element 0 or 64 of a block; K = 8640 is such a case).
-#define BITNET_I2S_SIMD_K_ALIGN 64
-
-#if defined(__GNUC__) || defined(__clang__)
-#  define BITNET_I2S_INLINE static inline __attribute__((always_inline))
-// loops over register-blocked columns/rows must be unrolled completely, or the accumulator arrays
-// live on the stack (GCC -O2 does not do it by itself)
-#  define BITNET_I2S_UNROLL _Pragma("GCC unroll 16")
-#else
-#  define BITNET_I2S_INLINE static inline
-#  define BITNET_I2S_UNROLL
-#endif
-
-// Calls ROWS(C, K, w, r0, r1, a, a_sum, lda, out, ldo) for each group of up to 4 activation columns,
-// with C a compile-time constant in every call so the per-column accumulators stay in registers.
-#define BITNET_I2S_FOR_GROUPS_OF_4(ROWS, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)      \
-    for (int64_t c0_ = 0; c0_ < (ncols); c0_ += 4) {                                        \
-        const int8_t * ac_ = (a) + c0_ * (lda);                                             \
-        int32_t * oc_ = (out) + c0_ * (ldo);                                                \
-        switch ((ncols) - c0_ < 4 ? (ncols) - c0_ : 4) {                                    \
-            case 1:  ROWS(1, K, w, r0, r1, ac_, (a_sum) + c0_, lda, oc_, ldo); break;       \
-            case 2:  ROWS(2, K, w, r0, r1, ac_, (a_sum) + c0_, lda, oc_, ldo); break;       \
-            case 3:  ROWS(3, K, w, r0, r1, ac_, (a_sum) + c0_, lda, oc_, ldo); break;       \
-            default: ROWS(4, K, w, r0, r1, ac_, (a_sum) + c0_, lda, oc_, ldo); break;       \
-        }                                                                                   \
-    }
 
 #ifdef __cplusplus
 }

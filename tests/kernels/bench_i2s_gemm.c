@@ -135,8 +135,8 @@ int main(int argc, char ** argv) {
     printf("tile rows %lld, >= %.2f s per measurement\n", (long long) tile_rows, min_s);
     printf("%-11s %5s %5s | %14s %14s | %12s\n", "kernel", "K", "M", "n=1 hot GB/s", "n=1 cold GB/s", "n=128 GOPS");
 
-    int nk;
-    const struct bitnet_i2s_kernel * kerns = bitnet_i2s_gemm_kernels(&nk);
+    const int nk = bitnet_i2s_n_kernels;
+    const struct bitnet_i2s_kernel * kerns = bitnet_i2s_kernels;
     static const int64_t shapes[][2] = { { 2560, 2560 }, { 2560, 6912 }, { 6912, 2560 } };
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); ++s) {
         const int64_t K = shapes[s][0], M = shapes[s][1];

@@ -1,11 +1,12 @@
-// Bit-exactness test of every compiled I2_S kernel (plain and packed forms) and of the activation
-// quantizer against the generic references.
+// Bit-exactness test of every compiled I2_S kernel (plain and packed forms, and the activation
+// quantizer of its table entry) against the generic references, and of the kernel choice
+// (BITNET_I2S_KERNEL read once per process, bitnet_i2s_kernel_reload, fallback by K).
 // Build (no ggml needed), e.g.:
 //   gcc -O2 -march=native -Ikernels -Ikernels/ggml-cpu tests/kernels/test_i2s_gemm.c
 //       kernels/ggml-cpu/generic/*.c kernels/ggml-cpu/i2s-dispatch.c kernels/ggml-cpu/arch/x86/*.c -lm
 // Usage: test_i2s_gemm [--quick] [--seed N]. Prints the kernels it exercised ("tested: ...") and ends
 // with "N passed, M failed"; exits 1 on any mismatch or out-of-range write.
-#define _POSIX_C_SOURCE 200809L  // setenv
+#define _POSIX_C_SOURCE 200809L  // setenv, dup, dup2
 
 #include "i2s-gemm.h"
 #include "i2s-quants.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_COLS  40  // more than two packed groups of 16, the last one ragged
 #define RAW_COLS  16  // column counts up to this are all tried with the plain form
@@ -169,8 +171,8 @@ static void run_shape(int64_t K, int64_t M, enum w_mode wm, enum act_mode am, bo
 }
 
 
-// the build's activation quantizer against the generic one: same bytes, same scale bits, same sum
-static void check_quantizer(int64_t K, int mode, struct stats * st) {
+// every entry's activation quantizer against the generic one: same bytes, same scale bits, same sum
+static void check_quantizers(int64_t K, int mode, struct stats * st) {
     float * x = xalloc(sizeof(float) * (size_t) K);
     int8_t * q = xalloc((size_t) K), * q_ref = xalloc((size_t) K);
     for (int64_t i = 0; i < K; ++i) {
@@ -184,20 +186,106 @@ static void check_quantizer(int64_t K, int mode, struct stats * st) {
     if (mode == 1) {
         x[rnd(K)] = 127.0f;  // scale exactly 1: every other value is a .5 tie
     }
-    float s, s_ref;
-    int32_t sum, sum_ref;
-    bitnet_i2s_quantize_activations(x, q, K, &s, &sum);
+    float s_ref;
+    int32_t sum_ref;
     bitnet_i2s_quantize_activations_generic(x, q_ref, K, &s_ref, &sum_ref);
-    if (memcmp(q, q_ref, (size_t) K) != 0 || memcmp(&s, &s_ref, sizeof(s)) != 0 || sum != sum_ref) {
-        fprintf(stderr, "MISMATCH quantizer: K=%lld mode %d: scale %g vs %g, sum %d vs %d\n", (long long) K, mode,
-                (double) s, (double) s_ref, sum, sum_ref);
-        st->failed++;
-    } else {
-        st->passed++;
+    for (int i = 0; i < bitnet_i2s_n_kernels; ++i) {
+        const struct bitnet_i2s_kernel * kern = &bitnet_i2s_kernels[i];
+        float s;
+        int32_t sum;
+        memset(q, 0x5A, (size_t) K);
+        kern->quantize_activations(x, q, K, &s, &sum);
+        if (memcmp(q, q_ref, (size_t) K) != 0 || memcmp(&s, &s_ref, sizeof(s)) != 0 || sum != sum_ref) {
+            fprintf(stderr, "MISMATCH %s quantizer: K=%lld mode %d: scale %g vs %g, sum %d vs %d\n", kern->name,
+                    (long long) K, mode, (double) s, (double) s_ref, sum, sum_ref);
+            st->failed++;
+        } else {
+            st->passed++;
+        }
     }
     free(x);
     free(q);
     free(q_ref);
+}
+
+static void expect(bool ok, struct stats * st, const char * what) {
+    if (ok) {
+        st->passed++;
+    } else {
+        st->failed++;
+        fprintf(stderr, "dispatch: %s\n", what);
+    }
+}
+
+// bitnet_i2s_kernel_reload with stderr captured into buf (what it prints about BITNET_I2S_KERNEL)
+static const struct bitnet_i2s_kernel * reload_capturing_stderr(char * buf, size_t size) {
+    fflush(stderr);
+    FILE * tmp = tmpfile();
+    const int saved = dup(2);
+    if (tmp == NULL || saved < 0 || dup2(fileno(tmp), 2) < 0) {
+        fprintf(stderr, "cannot capture stderr\n");
+        exit(2);
+    }
+    const struct bitnet_i2s_kernel * k = bitnet_i2s_kernel_reload();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    const size_t n = fread(buf, 1, size - 1, tmp);
+    buf[n] = '\0';
+    fclose(tmp);
+    return k;
+}
+
+// Runs first in main: the first bitnet_i2s_kernel_get of the process reads BITNET_I2S_KERNEL.
+static void check_dispatch(const struct bitnet_i2s_kernel * kerns, int nk, struct stats * st) {
+    const struct bitnet_i2s_kernel * fastest = &kerns[0], * generic = &kerns[nk - 1];
+    expect(strcmp(generic->name, "generic") == 0 && generic->k_align == 1, st, "the generic kernel is not last");
+    expect(generic->quantize_activations == bitnet_i2s_quantize_activations_generic, st,
+           "the generic entry does not quantize with the generic quantizer");
+    for (int i = 0; i < nk; ++i) {
+        expect(bitnet_i2s_kernel_find(kerns[i].name) == &kerns[i] && kerns[i].quantize_activations != NULL &&
+               kerns[i].gemm != NULL && (kerns[i].pack_cols == 0 || (kerns[i].pack && kerns[i].gemm_packed)),
+               st, "incomplete table entry");
+    }
+    expect(bitnet_i2s_kernel_find("no-such-kernel") == NULL, st, "find() of an unknown name");
+
+    // read once: the first call honours the variable, later changes are not seen without a reload
+    setenv("BITNET_I2S_KERNEL", "generic", 1);
+    expect(bitnet_i2s_kernel_get(2560) == generic, st, "first call ignored BITNET_I2S_KERNEL=generic");
+    setenv("BITNET_I2S_KERNEL", fastest->name, 1);
+    expect(bitnet_i2s_kernel_get(2560) == generic, st, "BITNET_I2S_KERNEL was read again after the first call");
+    unsetenv("BITNET_I2S_KERNEL");
+    expect(bitnet_i2s_kernel_get(2560) == generic, st, "BITNET_I2S_KERNEL was read again after the first call");
+
+    // every kernel can be forced; a K it cannot do falls back to the fastest kernel that can
+    char err[512];
+    for (int i = 0; i < nk; ++i) {
+        setenv("BITNET_I2S_KERNEL", kerns[i].name, 1);
+        const struct bitnet_i2s_kernel * k = reload_capturing_stderr(err, sizeof(err));
+        char what[sizeof(err) + 128];
+        snprintf(what, sizeof(what), "BITNET_I2S_KERNEL=%s gave %s for K=2560, %s for K=100 (stderr: %s)", kerns[i].name,
+                 bitnet_i2s_kernel_get(2560)->name, bitnet_i2s_kernel_get(100)->name, err);
+        expect(k == &kerns[i] && bitnet_i2s_kernel_get(2560) == &kerns[i] && bitnet_i2s_kernel_get(8640) == &kerns[i] &&
+               bitnet_i2s_kernel_get(100) == generic && err[0] == '\0', st, what);
+    }
+
+    // an unknown name: one line on stderr that names it, and the default choice
+    setenv("BITNET_I2S_KERNEL", "no-such-kernel", 1);
+    const struct bitnet_i2s_kernel * k = reload_capturing_stderr(err, sizeof(err));
+    const char * nl = strchr(err, '\n');
+    expect(k == fastest && bitnet_i2s_kernel_get(2560) == fastest && strstr(err, "BITNET_I2S_KERNEL=no-such-kernel") &&
+           nl != NULL && nl[1] == '\0', st, "unknown BITNET_I2S_KERNEL: not one line naming it, or not the default");
+    printf("unknown name: %s", err);
+
+    // unset (and empty) means the default
+    setenv("BITNET_I2S_KERNEL", "", 1);
+    expect(reload_capturing_stderr(err, sizeof(err)) == fastest && err[0] == '\0', st, "BITNET_I2S_KERNEL= (empty)");
+    unsetenv("BITNET_I2S_KERNEL");
+    expect(reload_capturing_stderr(err, sizeof(err)) == fastest && err[0] == '\0', st, "BITNET_I2S_KERNEL unset");
+    expect(bitnet_i2s_kernel_get(100) == generic, st, "K=100 did not fall back to the generic kernel");
+    printf("default kernel: K=2560 -> %s, K=8640 -> %s, K=100 -> %s\n",
+           bitnet_i2s_kernel_get(2560)->name, bitnet_i2s_kernel_get(8640)->name, bitnet_i2s_kernel_get(100)->name);
 }
 
 int main(int argc, char ** argv) {
@@ -215,8 +303,8 @@ int main(int argc, char ** argv) {
     }
     rng_state = seed;
 
-    int nk;
-    const struct bitnet_i2s_kernel * kerns = bitnet_i2s_gemm_kernels(&nk);
+    const int nk = bitnet_i2s_n_kernels;
+    const struct bitnet_i2s_kernel * kerns = bitnet_i2s_kernels;
     printf("seed %llu; compiled:", (unsigned long long) seed);
     for (int i = 0; i < nk; ++i) {
         printf(" %s", kerns[i].name);
@@ -225,6 +313,8 @@ int main(int argc, char ** argv) {
 
     bool used[16] = { false };
     struct stats st = { 0, 0 };
+    check_dispatch(kerns, nk, &st);
+
     static const int64_t Ks[] = { 128, 256, 1536, 2560, 6912, 8640 };
     static const int64_t Ms[] = { 1, 3, 17, 63, 64, 65, 200 };
     for (size_t ki = 0; ki < sizeof(Ks) / sizeof(Ks[0]); ++ki) {
@@ -257,24 +347,9 @@ int main(int argc, char ** argv) {
     static const int64_t quant_Ks[] = { 1, 5, 15, 16, 17, 31, 32, 33, 64, 100, 2560, 8640 };
     for (size_t ki = 0; ki < sizeof(quant_Ks) / sizeof(quant_Ks[0]); ++ki) {
         for (int mode = 0; mode < 4; ++mode) {
-            check_quantizer(quant_Ks[ki], mode, &st);
+            check_quantizers(quant_Ks[ki], mode, &st);
         }
     }
-
-    // the dispatcher honours BITNET_I2S_KERNEL and never picks a kernel that cannot do K
-    for (int i = 0; i < nk; ++i) {
-        setenv("BITNET_I2S_KERNEL", kerns[i].name, 1);
-        const bool ok = strcmp(bitnet_i2s_gemm_name(2560), kerns[i].name) == 0 &&
-                        bitnet_i2s_kernel_select(2560) == &kerns[i] &&
-                        strcmp(bitnet_i2s_gemm_name(100), "generic") == 0;
-        ok ? st.passed++ : st.failed++;
-        if (!ok) {
-            fprintf(stderr, "dispatch: BITNET_I2S_KERNEL=%s gave %s\n", kerns[i].name, bitnet_i2s_gemm_name(2560));
-        }
-    }
-    unsetenv("BITNET_I2S_KERNEL");
-    printf("default kernel: K=2560 -> %s, K=8640 -> %s, K=100 -> %s\n",
-           bitnet_i2s_gemm_name(2560), bitnet_i2s_gemm_name(8640), bitnet_i2s_gemm_name(100));
 
     printf("tested:");
     for (int i = 0; i < nk; ++i) {

@@ -1,5 +1,5 @@
 // AArch64 I2_S kernels (contract: i2s-gemm.h): plain NEON (widening int8 multiplies) and dotprod
-// (sdot). This is the x86 layout on ARM too: FORMATS.md §2, no 64-element ARM variant.
+// (sdot). This is the x86 layout on ARM too: docs/formats.md §2, no 64-element ARM variant.
 //
 // 16 bytes of a 32-byte block (half h) hold elements 16h + i + 32j (i < 16) at shift 6 - 2j, so
 // each shift/mask gives 16 consecutive codes meeting 16 consecutive activations. Codes are used as
@@ -7,16 +7,10 @@
 // fix3 clears the high bit of every field whose low bit is set.
 // K % 64 == 0 is required (dispatcher): a row then starts at element 0 or 64 of a block.
 #include "i2s-kernels.h"
+#include "i2s-simd.h"
 
 #ifdef BITNET_I2S_HAVE_NEON
 #include <arm_neon.h>
-
-#define ROW_START(K, w, r) ((w) + ((r) * (K) / 128) * 32)
-#define ROW_MID(K, r)      ((((r) * (K)) & 127) != 0)
-
-// columns that share one decode of a block
-#define ARM_COLS 4
-_Static_assert(ARM_COLS == 4, "BITNET_I2S_FOR_GROUPS_OF_4 hands out at most 4 columns");
 
 BITNET_I2S_INLINE uint8x16_t arm_fix3(uint8x16_t x) {
     return vbicq_u8(x, vandq_u8(vshlq_n_u8(x, 1), vdupq_n_u8(0xAA)));
@@ -40,16 +34,16 @@ BITNET_I2S_INLINE void neon_rows(const int C, int64_t K, const uint8_t * w, int6
                                  const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
     const uint8x16_t m3 = vdupq_n_u8(3);
     for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t * p = ROW_START(K, w, r);
-        int32x4_t acc[ARM_COLS];
-        int16x8_t s0[ARM_COLS], s1[ARM_COLS];
+        const uint8_t * p = BITNET_I2S_ROW_START(K, w, r);
+        int32x4_t acc[BITNET_I2S_GROUP_COLS];
+        int16x8_t s0[BITNET_I2S_GROUP_COLS], s1[BITNET_I2S_GROUP_COLS];
         BITNET_I2S_UNROLL
         for (int c = 0; c < C; ++c) {
             acc[c] = vdupq_n_s32(0);
             s0[c] = s1[c] = vdupq_n_s16(0);
         }
         int64_t k = 0;
-        if (ROW_MID(K, r)) {  // head: elements 64..127 of the block are fields 2 and 0
+        if (BITNET_I2S_ROW_MID(K, r)) {  // head: elements 64..127 of the block are fields 2 and 0
             BITNET_I2S_UNROLL
             for (int h = 0; h < 2; ++h) {
                 const uint8x16_t u = arm_fix3(vld1q_u8(p + 16 * h));
@@ -113,7 +107,7 @@ BITNET_I2S_INLINE void neon_rows(const int C, int64_t K, const uint8_t * w, int6
 void bitnet_i2s_gemm_neon(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                           const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                           int32_t * out, int64_t ldo) {
-    BITNET_I2S_FOR_GROUPS_OF_4(neon_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
+    BITNET_I2S_FOR_COLUMN_GROUPS(neon_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 // ---- dotprod: sdot on unshifted fields ----------------------------------------------------------
@@ -132,15 +126,16 @@ BITNET_I2S_INLINE void dot_rows(const int C, int64_t K, const uint8_t * w, int64
                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
     const uint8x16_t m30 = vdupq_n_u8(0x30), m0c = vdupq_n_u8(0x0C), m3 = vdupq_n_u8(3);
     for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t * p = ROW_START(K, w, r);
+        const uint8_t * p = BITNET_I2S_ROW_START(K, w, r);
         // per column: fields 6 and 0 (scale 1, two chains), field 4 (x16), field 2 (x4)
-        int32x4_t f6[ARM_COLS], f0[ARM_COLS], f4[ARM_COLS], f2[ARM_COLS];
+        int32x4_t f6[BITNET_I2S_GROUP_COLS], f0[BITNET_I2S_GROUP_COLS];
+        int32x4_t f4[BITNET_I2S_GROUP_COLS], f2[BITNET_I2S_GROUP_COLS];
         BITNET_I2S_UNROLL
         for (int c = 0; c < C; ++c) {
             f6[c] = f0[c] = f4[c] = f2[c] = vdupq_n_s32(0);
         }
         int64_t k = 0;
-        if (ROW_MID(K, r)) {
+        if (BITNET_I2S_ROW_MID(K, r)) {
             BITNET_I2S_UNROLL
             for (int h = 0; h < 2; ++h) {
                 const uint8x16_t u = arm_fix3(vld1q_u8(p + 16 * h));
@@ -194,7 +189,7 @@ BITNET_I2S_INLINE void dot_rows(const int C, int64_t K, const uint8_t * w, int64
 void bitnet_i2s_gemm_dotprod(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                              const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                              int32_t * out, int64_t ldo) {
-    BITNET_I2S_FOR_GROUPS_OF_4(dot_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
+    BITNET_I2S_FOR_COLUMN_GROUPS(dot_rows, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 #endif // BITNET_I2S_HAVE_DOTPROD

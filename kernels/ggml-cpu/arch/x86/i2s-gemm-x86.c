@@ -7,22 +7,17 @@
 // must read as t = 0, i.e. as code 1: fix3 clears the high bit of every field whose low bit is set.
 // K % 64 == 0 is required (dispatcher): a row then starts at element 0 or 64 of a block.
 #include "i2s-kernels.h"
+#include "i2s-simd.h"
 
 #if defined(BITNET_I2S_HAVE_AVX2) || defined(BITNET_I2S_HAVE_AVX512VNNI)
 #include <immintrin.h>
 #include <stdalign.h>
 #include <string.h>
-
-// first block of row r, and whether the row starts at its element 64
-#define ROW_START(K, w, r) ((w) + ((r) * (K) / 128) * 32)
-#define ROW_MID(K, r)      ((((r) * (K)) & 127) != 0)
 #endif
 
 #ifdef BITNET_I2S_HAVE_AVX2
 
-// columns that share one decode of a block (4 codes + 2 accumulators per column fit 16 ymm)
-#define AVX2_COLS 4
-_Static_assert(AVX2_COLS == 4, "BITNET_I2S_FOR_GROUPS_OF_4 hands out at most 4 columns");
+// BITNET_I2S_GROUP_COLS (4) columns share one decode of a block: 4 codes + 2 accumulators per column fit 16 ymm
 // int16 partial sums: |maddubs| <= 2*2*128 = 512 per lane, 4 per block; 15 blocks plus a head half
 // (2 maddubs) reach 31744 < 32768, so flushing to int32 every 15 blocks cannot overflow
 #define AVX2_FLUSH 15
@@ -58,8 +53,9 @@ BITNET_I2S_INLINE void avx2_rows_impl(const int C, const bool vnni, int64_t K, c
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t * p = ROW_START(K, w, r);
-        __m256i acc[AVX2_COLS], acc1[AVX2_COLS], acc2[AVX2_COLS], acc3[AVX2_COLS];
+        const uint8_t * p = BITNET_I2S_ROW_START(K, w, r);
+        __m256i acc[BITNET_I2S_GROUP_COLS], acc1[BITNET_I2S_GROUP_COLS];
+        __m256i acc2[BITNET_I2S_GROUP_COLS], acc3[BITNET_I2S_GROUP_COLS];
         BITNET_I2S_UNROLL
         for (int c = 0; c < C; ++c) {
             acc[c] = _mm256_setzero_si256();
@@ -68,7 +64,7 @@ BITNET_I2S_INLINE void avx2_rows_impl(const int C, const bool vnni, int64_t K, c
             acc3[c] = _mm256_setzero_si256();
         }
         int64_t k = 0;
-        if (ROW_MID(K, r)) {  // head: elements 64..127 of the block are fields 2 and 0
+        if (BITNET_I2S_ROW_MID(K, r)) {  // head: elements 64..127 of the block are fields 2 and 0
             const __m256i x = avx2_fix3(_mm256_loadu_si256((const __m256i *) p));
             const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(x, 2), m3);
             const __m256i c3 = _mm256_and_si256(x, m3);
@@ -161,7 +157,7 @@ BITNET_I2S_INLINE void avx2_gemm(const bool vnni, int64_t K, const uint8_t * w, 
                                  int32_t * out, int64_t ldo) {
     // weights are decoded once per group of columns; the row tile is small enough (caller: 64 rows)
     // to stay in L1/L2 between groups
-    BITNET_I2S_FOR_GROUPS_OF_4(AVX2_ROWS, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
+    BITNET_I2S_FOR_COLUMN_GROUPS(AVX2_ROWS, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 void bitnet_i2s_gemm_avx2(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
@@ -202,7 +198,6 @@ BITNET_I2S_INLINE __m512i v512_fix3(__m512i z) {
 // products of at most 64*2*128: |lane| <= 512*K < 2^31 for K < 2^22) and one arithmetic shift per
 // lane at the end of the row undoes the scale.
 
-#define V512_FEW_COLS 4  // columns per pass of the lanes-along-k kernel (4 x 4 accumulators)
 #define V512_PREFETCH 256  // bytes of weights to prefetch ahead in the one-block loop
 
 BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
@@ -212,15 +207,16 @@ BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, 
     const __m512i lo_shift = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
     const __m512i hi_shift = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
     for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t * p = ROW_START(K, w, r);
-        // per column: [0] even blocks, [1] odd blocks of the two-block loop (independent chains)
-        __m512i lo[V512_FEW_COLS][2], hi[V512_FEW_COLS][2];
+        const uint8_t * p = BITNET_I2S_ROW_START(K, w, r);
+        // per column (4 x 4 accumulators for a full group): [0] even blocks, [1] odd blocks of the
+        // two-block loop (independent chains)
+        __m512i lo[BITNET_I2S_GROUP_COLS][2], hi[BITNET_I2S_GROUP_COLS][2];
         BITNET_I2S_UNROLL
         for (int c = 0; c < C; ++c) {
             lo[c][0] = lo[c][1] = hi[c][0] = hi[c][1] = _mm512_setzero_si512();
         }
         int64_t k = 0;
-        if (ROW_MID(K, r)) {
+        if (BITNET_I2S_ROW_MID(K, r)) {
             const __m512i v = _mm512_and_si512(v512_fix3(v512_block(p)), hi_mask);
             BITNET_I2S_UNROLL
             for (int c = 0; c < C; ++c) {
@@ -339,9 +335,9 @@ BITNET_I2S_INLINE void v512_decode(const uint8_t * w, int64_t g, int64_t n, uint
     const __m512i m3 = _mm512_set1_epi8(3);
     const __m512i lo_shift = _mm512_inserti64x4(_mm512_set1_epi16(6), _mm256_set1_epi16(4), 1);
     const __m512i hi_shift = _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_setzero_si256(), 1);
-    const uint8_t * p = w + (g / 128) * 32;
+    const uint8_t * p = BITNET_I2S_BLOCK_OF(w, g);
     int64_t i = 0;
-    if (g & 127) {
+    if (g % BITNET_I2S_QK != 0) {
         const __m512i u = v512_fix3(v512_block(p));
         _mm512_store_si512(dst, _mm512_and_si512(_mm512_srlv_epi16(u, hi_shift), m3));
         p += 32;
@@ -468,7 +464,7 @@ void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_
                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                                 int32_t * out, int64_t ldo) {
     // many columns take the packed form (the ggml glue packs once per mat-mul)
-    BITNET_I2S_FOR_GROUPS_OF_4(v512_rows_few, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
+    BITNET_I2S_FOR_COLUMN_GROUPS(v512_rows_few, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
 #endif // BITNET_I2S_HAVE_AVX512VNNI
