@@ -3,7 +3,7 @@
 
 import sys
 
-from bitnet_gguf.inference import main
+from bitnet_gguf.runtime.inference import main
 
 if __name__ == "__main__":
     sys.exit(main())

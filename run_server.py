@@ -3,7 +3,7 @@
 
 import sys
 
-from bitnet_gguf.server import main
+from bitnet_gguf.runtime.server import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 
 import sys
 
-from bitnet_gguf.setup import main
+from bitnet_gguf.setup.setup_env import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,14 +8,14 @@ __version__ = "0.1.0"
 __all__ = ["Llama", "__version__"]
 
 if TYPE_CHECKING:
-    from .llm import Llama
+    from .runtime.llm import Llama
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: importing llama_cpp loads libllama for the whole process, so only `bitnet_gguf.Llama` may trigger
     # it (the converter, setup and tests must work without a build or llama-cpp-python).
     if name == "Llama":
-        from .llm import Llama
+        from .runtime.llm import Llama
 
         return Llama
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from pathlib import Path
 
 from .errors import BitnetError
-from .paths import SOURCE_DIR
-
-
-def default_vocab_dir() -> Path:
-    """llama.cpp's vocab GGUFs: $BITNET_GGUF_VOCAB_DIR, else the unpacked source setup_env.py prepares."""
-    env = os.environ.get("BITNET_GGUF_VOCAB_DIR")
-    return Path(env) if env else SOURCE_DIR / "models"
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -28,36 +20,35 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    vocab_dir = Path(args.vocab_dir) if args.vocab_dir else default_vocab_dir()
     if args.gguf:
-        from .synthetic import write_synthetic_gguf
+        from .paths import vocab_gguf
+        from .synthetic.gguf_model import write_synthetic_gguf
 
-        vocab = vocab_dir / "ggml-vocab-llama-bpe.gguf"
-        if not vocab.is_file():
-            raise BitnetError(f"{vocab}: vocab GGUF not found (run setup_env.py, or pass --vocab-dir)")
+        vocab = vocab_gguf("ggml-vocab-llama-bpe.gguf", args.vocab_dir)
         out = write_synthetic_gguf(Path(args.out), args.arch, args.size, args.gguf, vocab, seed=args.seed)
     else:
-        from .hf_synthetic import generate_model
+        from .synthetic.hf_model import generate_model
 
-        out = generate_model(args.arch, args.size, Path(args.out), vocab_dir, args.form, args.seed,
+        out = generate_model(args.arch, args.size, Path(args.out), args.vocab_dir, args.form, args.seed,
                              args.linear_class, args.force)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    from .hf_synthetic import FORMS, HF_ARCHS, LINEAR_CLASSES
-    from .synthetic import ARCHS as GGUF_ARCHS
-    from .synthetic import OUTTYPES as GGUF_OUTTYPES
-    from .synthetic import SHAPES
-    from .tensor_plan import EMBD_TYPES, NOT_YET_EMBD, OUTTYPES
+    from .convert.tensor_plan import EMBD_TYPES, NOT_YET_EMBD
+    from .formats.architectures import BY_GGUF
+    from .formats.constants import FILE_TYPES
+    from .synthetic.gguf_model import OUTTYPES as GGUF_OUTTYPES
+    from .synthetic.hf_model import FORMS, LINEAR_CLASSES
+    from .synthetic.shapes import SHAPES
 
     p = argparse.ArgumentParser(prog="bitnet-gguf", description="BitNet b1.58 models as GGUF for a llama.cpp with I2_S.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("convert", help="convert a Hugging Face BitNet checkpoint folder to GGUF")
     c.add_argument("model_dir", help="folder with config.json, *.safetensors and the tokenizer")
-    c.add_argument("--outtype", default="i2_s", choices=list(OUTTYPES), help="type of the ternary weights (default: i2_s)")
+    c.add_argument("--outtype", default="i2_s", choices=list(FILE_TYPES), help="type of the ternary weights (default: i2_s)")
     c.add_argument("--outfile", help="output path (default: MODEL_DIR/ggml-model-<outtype>.gguf)")
     c.add_argument("--embd-type", metavar="TYPE",
                    help=f"type of token_embd and output: {', '.join(EMBD_TYPES)} (default: q6_k for i2_s "
@@ -68,14 +59,15 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_convert)
 
     g = sub.add_parser("generate-model", help="write a random-weight checkpoint (Hugging Face folder, or --gguf)")
-    g.add_argument("--arch", required=True, choices=sorted(set(HF_ARCHS) | set(GGUF_ARCHS)))
+    g.add_argument("--arch", required=True, choices=sorted(BY_GGUF))
     g.add_argument("--size", required=True, choices=list(SHAPES))
     g.add_argument("--out", required=True, help="output folder (or file with --gguf)")
     g.add_argument("--form", default="master", choices=FORMS, help="master bf16 weights or packed uint8 + weight_scale")
     g.add_argument("--linear-class", choices=LINEAR_CLASSES,
                    help="packed form: transformers' BitLinear class (default: autobitlinear for bitnet-b1.58, else bitlinear)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--vocab-dir", help="folder with llama.cpp's ggml-vocab-*.gguf (default: third_party/llama.cpp/models)")
+    g.add_argument("--vocab-dir", help="folder with llama.cpp's ggml-vocab-*.gguf "
+                                       "(default: $BITNET_GGUF_VOCAB_DIR, else the unpacked source's models/)")
     g.add_argument("--gguf", metavar="OUTTYPE", choices=GGUF_OUTTYPES,
                    help="write a GGUF directly (any size, e.g. 7B+) instead of a Hugging Face folder")
     g.add_argument("--force", action="store_true", help="write Hugging Face checkpoints above 8 GiB anyway")
@@ -88,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # subcommands that parse their own arguments
-_DELEGATED = {"setup": ("setup", "main"), "bench": ("bench", "e2e_main"), "bench-suite": ("bench", "suite_main")}
+_DELEGATED = {"setup": ("setup.setup_env", "main"), "bench": ("tools.bench", "e2e_main"), "bench-suite": ("tools.bench", "suite_main")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,9 @@
-"""Where things live: the checkout, the download cache, the unpacked source and the build."""
+"""Where things live: the source checkout, the download cache, the unpacked llama.cpp source, the build, the vocab GGUFs.
+
+A pip-installed package has no checkout. Converting, generating models and the Python API work without one;
+building (patches/, kernels/, the pin) needs one, and the build itself is then located explicitly
+(--build-dir or $BITNET_GGUF_BUILD_DIR).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,77 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PATCHES_DIR = REPO_ROOT / "patches"
-KERNELS_DIR = REPO_ROOT / "kernels"
-THIRD_PARTY_DIR = REPO_ROOT / "third_party"
-SOURCE_DIR = THIRD_PARTY_DIR / "llama.cpp"
-DEFAULT_BUILD_DIR = REPO_ROOT / "build"
+from .errors import BitnetError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _find_checkout() -> Path | None:
+    root = PACKAGE_DIR.parent
+    markers = (root / "setup_env.py", root / "patches", root / "kernels", root / "third_party" / "pin.json")
+    return root if all(m.exists() for m in markers) else None
+
+
+# the clone this package runs from (an editable install, or python run inside the clone), else None
+CHECKOUT: Path | None = _find_checkout()
+
+
+def checkout(what: str) -> Path:
+    """The source checkout, which `what` needs; one clear line when the package was installed without one."""
+    if CHECKOUT is None:
+        raise BitnetError(f"{what} needs a source checkout of bitnet-gguf (patches/, kernels/, third_party/): "
+                          f"run it from a clone, not from the installed package in {PACKAGE_DIR.parent}")
+    return CHECKOUT
+
+
+def source_dir() -> Path:
+    """The patched llama.cpp source setup_env.py unpacks."""
+    return checkout("the llama.cpp source") / "third_party" / "llama.cpp"
+
+
+def patches_dir() -> Path:
+    return checkout("patching llama.cpp") / "patches"
+
+
+def kernels_dir() -> Path:
+    return checkout("building the kernels") / "kernels"
+
+
+BUILD_DIR_HELP = "llama.cpp build folder (default: $BITNET_GGUF_BUILD_DIR, else build/ in the clone)"
+
+
+def build_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """--build-dir, else $BITNET_GGUF_BUILD_DIR, else build/ in the checkout."""
+    if override:
+        return Path(override)
+    env = os.environ.get("BITNET_GGUF_BUILD_DIR")
+    if env:
+        return Path(env)
+    if CHECKOUT is None:
+        raise BitnetError("no llama.cpp build located: pass --build-dir or set $BITNET_GGUF_BUILD_DIR "
+                          "(a build made by python setup_env.py in a clone)")
+    return CHECKOUT / "build"
+
+
+def vocab_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """llama.cpp's vocab GGUFs: --vocab-dir, else $BITNET_GGUF_VOCAB_DIR, else the unpacked source's models/."""
+    if override:
+        return Path(override)
+    env = os.environ.get("BITNET_GGUF_VOCAB_DIR")
+    if env:
+        return Path(env)
+    if CHECKOUT is None:
+        raise BitnetError("no folder of llama.cpp vocab GGUFs located: pass --vocab-dir or set $BITNET_GGUF_VOCAB_DIR "
+                          "(third_party/llama.cpp/models of a clone after python setup_env.py)")
+    return source_dir() / "models"
+
+
+def vocab_gguf(name: str, override: str | os.PathLike[str] | None = None) -> Path:
+    """One vocab GGUF (e.g. ggml-vocab-llama-bpe.gguf), which must exist."""
+    path = vocab_dir(override) / name
+    if not path.is_file():
+        raise BitnetError(f"{path}: vocab GGUF not found (run python setup_env.py, or pass --vocab-dir / set $BITNET_GGUF_VOCAB_DIR)")
+    return path
 
 
 def cache_dir() -> Path:
@@ -32,9 +102,6 @@ class Pin:
     llama_cpp_build: int
 
 
-def load_pin(path: Path = THIRD_PARTY_DIR / "pin.json") -> Pin:
-    return Pin(**json.loads(path.read_text()))
-
-
-def build_bin(build_dir: Path = DEFAULT_BUILD_DIR) -> Path:
-    return build_dir / "bin"
+def load_pin() -> Pin:
+    """The pinned llama.cpp source (third_party/pin.json)."""
+    return Pin(**json.loads((checkout("the llama.cpp pin") / "third_party" / "pin.json").read_text()))

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bitnet_gguf.paths import DEFAULT_BUILD_DIR, REPO_ROOT, SOURCE_DIR
-from bitnet_gguf.synthetic import write_synthetic_gguf
+from bitnet_gguf import paths
+from bitnet_gguf.synthetic.gguf_model import write_synthetic_gguf
 
 from .ggml_ctypes import Ggml
 
-VOCAB_LLAMA_BPE = SOURCE_DIR / "models" / "ggml-vocab-llama-bpe.gguf"
-
-
-def _build_dir() -> Path:
-    return Path(os.environ.get("BITNET_GGUF_BUILD_DIR", DEFAULT_BUILD_DIR))
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# tinyshakespeare (public domain): what models/tiny-shakespeare was trained on; the quality tests read it
+TINYSHAKESPEARE = REPO_ROOT / "tests" / "data" / "tinyshakespeare.txt"
 
 
 @pytest.fixture(scope="session")
 def build_dir() -> Path:
     """The patched llama.cpp build; built once (python setup_env.py) if the test run starts without one."""
-    bdir = _build_dir()
+    bdir = paths.build_dir()
     if not (bdir / "bin" / "llama-quantize").exists():
         subprocess.run([sys.executable, str(REPO_ROOT / "setup_env.py"), "--build-dir", str(bdir)], check=True)
     return bdir
@@ -43,8 +40,7 @@ def ggml(bin_dir: Path) -> Ggml:
 
 @pytest.fixture(scope="session")
 def vocab_gguf(build_dir: Path) -> Path:
-    assert VOCAB_LLAMA_BPE.exists(), f"{VOCAB_LLAMA_BPE} missing: run python setup_env.py"
-    return VOCAB_LLAMA_BPE
+    return paths.vocab_gguf("ggml-vocab-llama-bpe.gguf")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import numpy as np
 
 GGML_TYPE_F32 = 0
 GGML_TYPE_I32 = 26
-GGML_TYPE_I2_S = 36
 
 
 class InitParams(C.Structure):
@@ -33,6 +32,9 @@ class Ggml:
         self.base = C.CDLL(str(lib_dir / "libggml-base.so"), mode=C.RTLD_GLOBAL)
         self.cpu = C.CDLL(str(lib_dir / "libggml-cpu.so"), mode=C.RTLD_GLOBAL)
         b, c = self.base, self.cpu
+        c.bitnet_i2s_kernel_reload.restype = C.POINTER(C.c_char_p)  # points at the entry, whose first field is its name
+        c.bitnet_i2s_kernel_find.restype = C.c_void_p
+        c.bitnet_i2s_kernel_find.argtypes = [C.c_char_p]
         b.ggml_init.restype = C.c_void_p
         b.ggml_init.argtypes = [InitParams]
         b.ggml_free.argtypes = [C.c_void_p]
@@ -64,6 +66,13 @@ class Ggml:
         c.ggml_cpu_init()
 
     # -- whole-tensor quantization through the type's registered functions
+    def has_kernel(self, name: str) -> bool:
+        return bool(self.cpu.bitnet_i2s_kernel_find(name.encode()))
+
+    def reload_kernel(self) -> str:
+        """Make the I2_S dispatch read $BITNET_I2S_KERNEL again (it reads it once per process); the chosen kernel."""
+        return self.cpu.bitnet_i2s_kernel_reload()[0].decode()
+
     def quantize(self, gtype: int, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         rows, cols = x.shape

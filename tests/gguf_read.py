@@ -1,4 +1,4 @@
-"""Test-side view of a GGUF: metadata and tensors with their bytes, read with bitnet_gguf.gguf_read (knows I2_S)."""
+"""Test-side view of a GGUF: metadata and tensors with their bytes, read with bitnet_gguf.formats.gguf_read (knows I2_S)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bitnet_gguf.gguf_read import GGUFFile
+from bitnet_gguf.formats.gguf_read import GGUFFile
 
 
 @dataclass

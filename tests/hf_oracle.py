@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bitnet_gguf.paths import DEFAULT_BUILD_DIR, SOURCE_DIR
+from bitnet_gguf import paths
 
 # transformers decorates BitNet's unpack/quant helpers with torch.compile; on CPU that means minutes of
 # inductor compilation for a few tiny forwards, with identical numbers
@@ -29,21 +29,15 @@ def _need(what: str) -> None:
     pytest.skip(f"{what} is missing: run `python setup_env.py` first")
 
 
-def build_bin() -> Path:
-    env = os.environ.get("BITNET_GGUF_BUILD_DIR")
-    return (Path(env) if env else DEFAULT_BUILD_DIR) / "bin"
-
-
 def require_libllama() -> Path:
-    lib = build_bin()
+    lib = paths.build_dir() / "bin"
     if not (lib / "libllama.so").exists() and not (lib / "libllama.dylib").exists():
         _need(f"the llama.cpp build ({lib}/libllama.so)")
     return lib
 
 
 def vocab_dir() -> Path:
-    env = os.environ.get("BITNET_GGUF_VOCAB_DIR")
-    d = Path(env) if env else SOURCE_DIR / "models"
+    d = paths.vocab_dir()
     if not (d / "ggml-vocab-llama-bpe.gguf").is_file():
         _need(f"llama.cpp's vocab GGUFs ({d})")
     return d

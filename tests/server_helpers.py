@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bitnet_gguf.paths import REPO_ROOT
+from .conftest import REPO_ROOT
 
 RUN_SERVER = REPO_ROOT / "run_server.py"
 RUN_INFERENCE = REPO_ROOT / "run_inference.py"

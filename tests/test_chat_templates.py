@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_gguf import chat_templates as ct
 from bitnet_gguf.errors import BitnetError
-from bitnet_gguf.model_info import read_metadata
+from bitnet_gguf.formats.gguf_read import read_metadata
+from bitnet_gguf.runtime import chat_templates as ct
 
 CHAT = [
     {"role": "system", "content": "Be brief."},

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bitnet_gguf.hf_synthetic import generate_model
-from bitnet_gguf.paths import REPO_ROOT
-from bitnet_gguf.safetensors_reader import SafetensorsReader, read_header
-from bitnet_gguf.safetensors_writer import TensorSpec, write_safetensors
-from bitnet_gguf.synthetic import Shape
+from bitnet_gguf.formats.safetensors_reader import SafetensorsReader, read_header
+from bitnet_gguf.formats.safetensors_writer import TensorSpec, write_safetensors
+from bitnet_gguf.synthetic.hf_model import generate_model
+from bitnet_gguf.synthetic.shapes import Shape
 
+from .conftest import REPO_ROOT
 from .hf_oracle import vocab_dir
 
 

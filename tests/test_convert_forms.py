@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 
 from bitnet_gguf.convert import convert
+from bitnet_gguf.convert.tensor_plan import default_embd_type, permute_qk
+from bitnet_gguf.convert.ternary import pack_rows, unpack_rows
 from bitnet_gguf.errors import BitnetError
-from bitnet_gguf.hf_synthetic import generate_model, pack_ternary
-from bitnet_gguf.kquants import Q6K
-from bitnet_gguf.quants import GGML_TYPE_I2_S, I2S, i2s_nbytes
-from bitnet_gguf.safetensors_reader import SafetensorsReader, read_header
-from bitnet_gguf.safetensors_writer import TensorSpec, write_safetensors
-from bitnet_gguf.tensor_plan import default_embd_type, permute_qk
-from bitnet_gguf.ternary import master_to_ternary, unpack_rows
+from bitnet_gguf.formats.constants import GGML_TYPE_I2_S
+from bitnet_gguf.formats.kquants import Q6K
+from bitnet_gguf.formats.quants import I2S, absmean_ternarize, i2s_nbytes
+from bitnet_gguf.formats.safetensors_reader import SafetensorsReader, read_header
+from bitnet_gguf.formats.safetensors_writer import TensorSpec, write_safetensors
+from bitnet_gguf.synthetic.hf_model import generate_model
 
 from .gguf_read import f32, read_gguf
 from .hf_oracle import vocab_dir
@@ -45,7 +46,7 @@ def _expected_ternary(reader: SafetensorsReader, hf: str, cfg: dict) -> tuple[np
         ws = float(reader.read(hf.replace(".weight", ".weight_scale"))[0])
         lc = cfg["quantization_config"].get("linear_class", "bitlinear")
         return t, (1.0 / ws if lc == "bitlinear" else ws)
-    return master_to_ternary(reader.read(hf))
+    return absmean_ternarize(reader.read(hf))
 
 
 # (the llama packed/bitlinear form is covered by the oracle test; each Llama-3-vocab conversion costs seconds)
@@ -89,7 +90,7 @@ def test_permutation_matches_llama_cpp_rule() -> None:
 def test_pack_unpack_round_trip_matches_transformers_layout() -> None:
     rng = np.random.default_rng(0)
     t = rng.integers(-1, 2, size=(16, 5), dtype=np.int8)
-    packed = pack_ternary(t)
+    packed = pack_rows(t)
     assert packed.shape == (4, 5)
     # element (r + i*M/4, k) = ((byte >> 2i) & 3) - 1
     for i in range(4):

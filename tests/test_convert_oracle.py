@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from bitnet_gguf.convert import convert
-from bitnet_gguf.hf_synthetic import generate_model
+from bitnet_gguf.synthetic.hf_model import generate_model
 
 from .hf_oracle import Oracle, Ours, require_libllama, vocab_dir
 

@@ -1,15 +1,15 @@
-"""I2_S inside ggml (through the built shared libraries) against the numpy reference of FORMATS.md §2-3."""
+"""I2_S inside ggml (through the built shared libraries) against the numpy reference of docs/formats.md §2-3."""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
 
-from bitnet_gguf.quants import I2S, i2s_matmul, quantize_activations, ternarize
+from bitnet_gguf.formats.constants import GGML_TYPE_I2_S
+from bitnet_gguf.formats.quants import I2S, ternarize
 
-from .ggml_ctypes import GGML_TYPE_I2_S, Ggml
+from .ggml_ctypes import Ggml
+from .i2s_reference import i2s_matmul, quantize_activations
 
 
 def random_weight(rng: np.random.Generator, m: int, k: int, ternary: bool) -> np.ndarray:
@@ -50,8 +50,13 @@ def test_code_3_reads_as_zero(ggml: Ggml) -> None:
                                    (80, 6912, 16), (200, 1536, 150)])
 def test_mat_mul_matches_reference(ggml: Ggml, m: int, k: int, n: int, threads: int, kernel: str,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    if kernel != "default":
+    if kernel == "default":
+        monkeypatch.delenv("BITNET_I2S_KERNEL", raising=False)
+    else:
         monkeypatch.setenv("BITNET_I2S_KERNEL", kernel)
+    # the dispatch reads the variable once per process: make it read it again, and check it took
+    active = ggml.reload_kernel()
+    assert active == kernel or kernel == "default" or not ggml.has_kernel(kernel), (kernel, active)
     rng = np.random.default_rng(7 + m + k + n)
     data = I2S.quantize(random_weight(rng, m, k, True))
     x = rng.standard_normal((n, k), dtype=np.float32) * 3
@@ -63,7 +68,8 @@ def test_mat_mul_matches_reference(ggml: Ggml, m: int, k: int, n: int, threads: 
     _, sa = quantize_activations(x)
     sw = I2S.unpack(data, m * k)[1]
     assert np.array_equal(np.rint(y.astype(np.float64) * sa[:, None] / sw).astype(np.int64), dot)
-    assert os.environ.get("BITNET_I2S_KERNEL", "default") in (kernel, "default")
+    monkeypatch.undo()
+    ggml.reload_kernel()  # later tests get the default kernel back
 
 
 def test_get_rows(ggml: Ggml) -> None:

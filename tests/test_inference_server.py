@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bitnet_gguf import chat_templates
+from bitnet_gguf.runtime import chat_templates
 
 from .server_helpers import (
     HOST,

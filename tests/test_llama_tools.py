@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bitnet_gguf.gguf_read import GGUFFile
-from bitnet_gguf.kquants import Q6K
-from bitnet_gguf.quants import GGML_TYPE_I2_S
-from bitnet_gguf.synthetic import write_synthetic_gguf
+from bitnet_gguf.formats.constants import GGML_TYPE_I2_S
+from bitnet_gguf.formats.gguf_read import GGUFFile
+from bitnet_gguf.formats.kquants import Q6K
+from bitnet_gguf.synthetic.gguf_model import write_synthetic_gguf
 
 from .conftest import run_tool
 

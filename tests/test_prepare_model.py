@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from bitnet_gguf.errors import BitnetError
-from bitnet_gguf.hf_synthetic import generate_model
-from bitnet_gguf.prepare_model import KNOWN_REPOS, model_name, prepare_model
+from bitnet_gguf.setup.hub import KNOWN_REPOS, model_name
+from bitnet_gguf.setup.prepare_model import prepare_model
+from bitnet_gguf.synthetic.hf_model import generate_model
 
 from .gguf_read import read_gguf
 from .hf_oracle import vocab_dir
@@ -32,17 +33,17 @@ def _args(**kw: object) -> Namespace:
 def test_md_converts_then_skips_until_the_checkpoint_changes(ckpt: Path, tmp_path: Path) -> None:
     d = shutil.copytree(ckpt, tmp_path / "m")
     log = io.StringIO()
-    out = prepare_model(_args(model_dir=str(d)), None, log)
+    out = prepare_model(_args(model_dir=str(d)), log)
     assert out == d / "ggml-model-i2_s.gguf" and out.is_file()
     first = out.stat().st_mtime_ns
     assert "converting" in log.getvalue()
     log = io.StringIO()
-    assert prepare_model(_args(model_dir=str(d)), None, log) == out
+    assert prepare_model(_args(model_dir=str(d)), log) == out
     assert out.stat().st_mtime_ns == first and "not converting again" in log.getvalue()
     # a newer checkpoint file makes it convert again
     later = out.stat().st_mtime + 10
     os.utime(d / "model.safetensors", (later, later))
-    prepare_model(_args(model_dir=str(d)), None, io.StringIO())
+    prepare_model(_args(model_dir=str(d)), io.StringIO())
     assert out.stat().st_mtime_ns != first
 
 
@@ -51,7 +52,7 @@ def test_embedding_is_q6_k(ckpt: Path, tmp_path: Path, quant_embd: bool) -> None
     """The measured default (docs/bench/README.md); --quant-embd only exists for bitnet.cpp's command line."""
     d = shutil.copytree(ckpt, tmp_path / "m")
     log = io.StringIO()
-    _, tensors = read_gguf(prepare_model(_args(model_dir=str(d), quant_embd=quant_embd), None, log))
+    _, tensors = read_gguf(prepare_model(_args(model_dir=str(d), quant_embd=quant_embd), log))
     assert tensors["token_embd.weight"].ggml_type == 14  # GGML_TYPE_Q6_K
     assert tensors["blk.0.attn_q.weight"].ggml_type == 36
     assert "embedding q6_k" in log.getvalue()
@@ -60,14 +61,14 @@ def test_embedding_is_q6_k(ckpt: Path, tmp_path: Path, quant_embd: bool) -> None
 @pytest.mark.parametrize("qt", ["tl1", "tl2"])
 def test_tl_types_not_supported_yet(ckpt: Path, qt: str) -> None:
     with pytest.raises(BitnetError, match=f"-q {qt} is not supported yet; use i2_s"):
-        prepare_model(_args(model_dir=str(ckpt), quant_type=qt), None, io.StringIO())
+        prepare_model(_args(model_dir=str(ckpt), quant_type=qt), io.StringIO())
 
 
 def test_md_without_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(BitnetError, match="no Hugging Face checkpoint"):
-        prepare_model(_args(model_dir=str(tmp_path)), None, io.StringIO())
+        prepare_model(_args(model_dir=str(tmp_path)), io.StringIO())
     with pytest.raises(BitnetError, match="folder not found"):
-        prepare_model(_args(model_dir=str(tmp_path / "nope")), None, io.StringIO())
+        prepare_model(_args(model_dir=str(tmp_path / "nope")), io.StringIO())
 
 
 def test_md_with_only_a_gguf_uses_it(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_md_with_only_a_gguf_uses_it(tmp_path: Path) -> None:
     gguf = tmp_path / "ggml-model-i2_s.gguf"
     gguf.write_bytes(b"GGUF....")
     log = io.StringIO()
-    assert prepare_model(_args(model_dir=str(tmp_path)), None, log) == gguf
+    assert prepare_model(_args(model_dir=str(tmp_path)), log) == gguf
     assert "using it as is" in log.getvalue()
 
 
@@ -90,7 +91,7 @@ def test_hr_uses_an_existing_local_folder_offline(ckpt: Path, tmp_path: Path, mo
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     shutil.copytree(ckpt, tmp_path / "BitNet-b1.58-2B-4T")
     log = io.StringIO()
-    out = prepare_model(_args(model_dir=str(tmp_path), hf_repo="microsoft/BitNet-b1.58-2B-4T"), None, log)
+    out = prepare_model(_args(model_dir=str(tmp_path), hf_repo="microsoft/BitNet-b1.58-2B-4T"), log)
     assert out == tmp_path / "BitNet-b1.58-2B-4T" / "ggml-model-i2_s.gguf" and out.is_file()
     assert "no download" in log.getvalue()
 
@@ -98,7 +99,7 @@ def test_hr_uses_an_existing_local_folder_offline(ckpt: Path, tmp_path: Path, mo
 def test_hr_offline_without_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BitnetError, match="HF_HUB_OFFLINE is set"):
-        prepare_model(_args(model_dir=str(tmp_path), hf_repo="1bitLLM/bitnet_b1_58-large"), None, io.StringIO())
+        prepare_model(_args(model_dir=str(tmp_path), hf_repo="1bitLLM/bitnet_b1_58-large"), io.StringIO())
 
 
 def test_hr_downloads_with_snapshot_download(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +114,7 @@ def test_hr_downloads_with_snapshot_download(ckpt: Path, tmp_path: Path, monkeyp
         return local_dir
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    out = prepare_model(_args(model_dir=str(tmp_path / "models"), hf_repo="1bitLLM/bitnet_b1_58-large"), None, io.StringIO())
+    out = prepare_model(_args(model_dir=str(tmp_path / "models"), hf_repo="1bitLLM/bitnet_b1_58-large"), io.StringIO())
     assert calls == [{"repo_id": "1bitLLM/bitnet_b1_58-large", "local_dir": str(tmp_path / "models" / "bitnet_b1_58-large")}]
     assert out == tmp_path / "models" / "bitnet_b1_58-large" / "ggml-model-i2_s.gguf" and out.is_file()
 
@@ -127,9 +128,9 @@ def test_hr_download_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
     with pytest.raises(BitnetError, match=r"-hr a/b: download failed \(OSError: connection refused\)$"):
-        prepare_model(_args(model_dir=str(tmp_path), hf_repo="a/b"), None, io.StringIO())
+        prepare_model(_args(model_dir=str(tmp_path), hf_repo="a/b"), io.StringIO())
 
 
 def test_hr_embedding_models_refused(tmp_path: Path) -> None:
     with pytest.raises(BitnetError, match="embedding models are not supported yet"):
-        prepare_model(_args(model_dir=str(tmp_path), hf_repo="microsoft/bitnet-embedding-0.6b"), None, io.StringIO())
+        prepare_model(_args(model_dir=str(tmp_path), hf_repo="microsoft/bitnet-embedding-0.6b"), io.StringIO())

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from bitnet_gguf.errors import BitnetError
-from bitnet_gguf.paths import REPO_ROOT
+
+from .conftest import REPO_ROOT
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:

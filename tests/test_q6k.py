@@ -6,7 +6,7 @@ import gguf
 import numpy as np
 import pytest
 
-from bitnet_gguf.kquants import Q6_K_BLOCK_BYTES, Q6K, QK_K
+from bitnet_gguf.formats.kquants import Q6_K_BLOCK_BYTES, Q6K, QK_K
 
 from .ggml_ctypes import Ggml
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_gguf.paths import REPO_ROOT
-from bitnet_gguf.runtime import DEFAULT_MODEL, physical_cores
+from bitnet_gguf.runtime.locate import DEFAULT_MODEL
+from bitnet_gguf.runtime.threads import physical_cores
 
+from .conftest import REPO_ROOT
 from .server_helpers import cli_generated_text, run_inference
 
 

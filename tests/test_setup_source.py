@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bitnet_gguf import source
 from bitnet_gguf.errors import BitnetError
-from bitnet_gguf.paths import PATCHES_DIR, REPO_ROOT, cache_dir, load_pin
+from bitnet_gguf.paths import cache_dir, load_pin, patches_dir
+from bitnet_gguf.setup import source
+
+from .conftest import REPO_ROOT
 
 PIN = load_pin()
 
@@ -29,12 +31,12 @@ def setup_env(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 def test_patches_apply_on_fresh_unpack(sdist: Path, tmp_path: Path) -> None:
     dest = tmp_path / "llama.cpp"
-    assert source.prepare_source(PIN, dest=dest) is True
+    assert source.prepare_source(PIN, dest=dest, patches_dir=patches_dir()) is True
     assert "GGML_TYPE_I2_S    = 36" in (dest / "ggml" / "include" / "ggml.h").read_text()
     assert '"bitnet-b1.58"' in (dest / "src" / "llama-arch.cpp").read_text()
-    assert len(source.patch_files()) >= 5
+    assert len(source.patch_files(patches_dir())) >= 5
     # idempotent: same sdist and patches -> nothing to do
-    assert source.prepare_source(PIN, dest=dest) is False
+    assert source.prepare_source(PIN, dest=dest, patches_dir=patches_dir()) is False
 
 
 def test_no_llama_cpp_code_is_committed() -> None:
@@ -63,7 +65,7 @@ def test_tampered_sdist_stops_with_one_line(sdist: Path, tmp_path: Path) -> None
 
 def test_failing_patch_names_patch_and_file(sdist: Path, tmp_path: Path) -> None:
     patches = tmp_path / "patches"
-    shutil.copytree(PATCHES_DIR, patches)
+    shutil.copytree(patches_dir(), patches)
     (patches / "0099-broken.patch").write_text(
         "--- a/src/llama.cpp\n+++ b/src/llama.cpp\n@@ -1,3 +1,3 @@\n-this line is not in llama.cpp\n+x\n y\n z\n"
     )

@@ -8,23 +8,19 @@ from pathlib import Path
 import pytest
 
 from bitnet_gguf.convert import convert
-from bitnet_gguf.paths import REPO_ROOT
 
-from .conftest import run_tool
+from .conftest import REPO_ROOT, TINYSHAKESPEARE, run_tool
 
 MODEL_DIR = REPO_ROOT / "models" / "tiny-shakespeare"
-DATA = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 CTX = 256
 
 
 @pytest.fixture(scope="module")
 def heldout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not DATA.exists():
-        pytest.skip(f"{DATA} not found (the shared data folder sits beside the checkout)")
-    from bitnet_gguf.train_tiny import read_text, split_text, write_heldout
+    from bitnet_gguf.tools.train_tiny import read_text, split_text, write_heldout
 
     path = tmp_path_factory.mktemp("data") / "heldout.txt"
-    write_heldout(split_text(read_text(DATA))[1], path)
+    write_heldout(split_text(read_text(TINYSHAKESPEARE))[1], path)
     return path
 
 
@@ -35,7 +31,7 @@ def gguf_i2s(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_heldout_perplexity_within_one_percent(bin_dir: Path, gguf_i2s: Path, heldout: Path) -> None:
     pytest.importorskip("transformers")
-    from bitnet_gguf.perplexity_ref import perplexity_of_file
+    from bitnet_gguf.tools.perplexity_ref import perplexity_of_file
 
     proc = run_tool(bin_dir, "llama-perplexity", "-m", str(gguf_i2s), "-f", str(heldout), "-c", str(CTX), "-t", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]

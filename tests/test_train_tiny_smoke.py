@@ -1,4 +1,4 @@
-"""Smoke test of bitnet_gguf.train_tiny: a few eager steps on a tiny config, then the saved folder must load in
+"""Smoke test of bitnet_gguf.tools.train_tiny: a few eager steps on a tiny config, then the saved folder must load in
 plain transformers (quantization_config applied) and reproduce the trained model. Also checks the
 perplexity reference against a direct computation of llama-perplexity's rule."""
 
@@ -13,11 +13,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
-from bitnet_gguf import perplexity_ref, train_tiny  # noqa: E402
-from bitnet_gguf.paths import REPO_ROOT  # noqa: E402
+from bitnet_gguf.tools import perplexity_ref, train_tiny  # noqa: E402
 
-# shared/ sits beside the checkout (CI) or at /work/shared (developer machines)
-DATA_CANDIDATES = [REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt", Path("/work/shared/data/tinyshakespeare.txt")]
+from .conftest import TINYSHAKESPEARE  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -31,14 +29,7 @@ def _restore_dynamo() -> object:
 
 
 def _corpus(tmp_path: Path) -> Path:
-    # the shared data file is not guaranteed on every machine: fall back to a generated play-like text
-    data = next((p for p in DATA_CANDIDATES if p.exists()), None)
-    if data is not None:
-        text = train_tiny.read_text(data)[:40000]
-    else:
-        lines = [f"{name}:\nWhat say you, {other}? I know not what to say.\n\n"
-                 for name, other in [("ROMEO", "Juliet"), ("JULIET", "Romeo"), ("NURSE", "madam")] * 300]
-        text = "".join(lines)
+    text = train_tiny.read_text(TINYSHAKESPEARE)[:40000]
     path = tmp_path / "corpus.txt"
     path.write_text(text, encoding="utf-8")
     return path

@@ -1,6 +1,6 @@
 """A Hugging Face BitNet checkpoint folder: config.json read into the facts the converter needs.
 
-Two forms of ternary weights exist (FORMATS.md §4):
+Two forms of ternary weights exist (docs/formats.md §4):
 - master weights (bf16/fp32, e.g. microsoft/bitnet-b1.58-2B-4T-bf16, 1bitLLM): ternarized here with absmean;
 - packed (quantization_config.quant_method == "bitnet", e.g. microsoft/BitNet-b1.58-2B-4T, HF1BitLLM):
   uint8 [M/4, K] plus a `weight_scale` whose meaning depends on quantization_config.linear_class
@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .arch_map import ARCHS, ArchSpec, supported_archs
-from .errors import BitnetError
-
-# the FFN activation each graph computes (FORMATS.md §4); a config asking for another one would run wrong
-GRAPH_ACTIVATION = {"bitnet-b1.58": "relu2", "bitnet": "silu", "llama": "silu"}
+from ..errors import BitnetError
+from ..formats.architectures import BY_HF, Architecture, supported_hf_archs
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,7 @@ class QuantConfig:
 class ModelConfig:
     model_dir: Path
     name: str
-    arch: ArchSpec
+    arch: Architecture
     hidden: int
     ffn: int
     layers: int
@@ -53,6 +50,11 @@ class ModelConfig:
     @property
     def config_path(self) -> Path:
         return self.model_dir / "config.json"
+
+
+def has_checkpoint(d: Path) -> bool:
+    """Does folder d hold a Hugging Face checkpoint (config.json and safetensors weights)?"""
+    return (d / "config.json").is_file() and any(d.glob("*.safetensors"))
 
 
 def _int(cfg: dict[str, Any], path: Path, *keys: str, default: int | None = None) -> int:
@@ -128,11 +130,11 @@ def load_config(model_dir: Path) -> ModelConfig:
         raise BitnetError(f"{path}: expected a JSON object")
     archs = cfg.get("architectures")
     if not isinstance(archs, list) or not archs:
-        raise BitnetError(f"{path}: missing architectures (expected one of {supported_archs()})")
+        raise BitnetError(f"{path}: missing architectures (expected one of {supported_hf_archs()})")
     hf_arch = archs[0]
-    if hf_arch not in ARCHS:
-        raise BitnetError(f"{path}: architecture {hf_arch!r} is not supported (expected one of {supported_archs()})")
-    arch = ARCHS[hf_arch]
+    if hf_arch not in BY_HF:
+        raise BitnetError(f"{path}: architecture {hf_arch!r} is not supported (expected one of {supported_hf_archs()})")
+    arch = BY_HF[hf_arch]
 
     hidden = _int(cfg, path, "hidden_size")
     heads = _int(cfg, path, "num_attention_heads")
@@ -143,9 +145,10 @@ def load_config(model_dir: Path) -> ModelConfig:
     if arch.sub_norms and heads * head_dim != hidden:
         raise BitnetError(f"{path}: heads x head_dim = {heads * head_dim} must equal hidden_size {hidden} for {hf_arch}")
     act = cfg.get("hidden_act", "silu")
-    if act != GRAPH_ACTIVATION[arch.gguf_arch]:
+    if act != arch.activation:
+        # the GGUF graph computes one activation; a config asking for another one would run wrong
         raise BitnetError(f"{path}: hidden_act {act!r} is not supported for {hf_arch} "
-                          f"(its GGUF graph {arch.gguf_arch} computes {GRAPH_ACTIVATION[arch.gguf_arch]})")
+                          f"(its GGUF graph {arch.gguf_arch} computes {arch.activation})")
     rms = cfg.get("rms_norm_eps", 1e-5)
     if not isinstance(rms, (int, float)) or rms <= 0:
         raise BitnetError(f"{path}: rms_norm_eps must be a positive number, got {rms!r}")

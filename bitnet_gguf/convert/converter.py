@@ -1,6 +1,6 @@
 """`bitnet-gguf convert`: a Hugging Face BitNet checkpoint folder -> one GGUF file (f32/f16/bf16/i2_s).
 
-I2_S is packed here in numpy (quants.I2S), not by a llama-quantize round trip, so conversion needs no
+I2_S is packed here in numpy (formats.quants.I2S), not by a llama-quantize round trip, so conversion needs no
 build and never passes through a 4x larger f32 file.
 """
 
@@ -14,11 +14,12 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from .errors import BitnetError, check_choice
-from .gguf_io import atomic_output
-from .hf_checkpoint import ModelConfig, load_config
-from .safetensors_reader import SafetensorsReader
-from .tensor_plan import EMBD_TYPES, NOT_YET_EMBD, OUTTYPES, OutTensor, TensorPlanner, default_embd_type
+from ..errors import BitnetError, check_choice
+from ..fileio import atomic_output
+from ..formats.constants import FILE_TYPES
+from ..formats.safetensors_reader import SafetensorsReader
+from .checkpoint import ModelConfig, load_config
+from .tensor_plan import EMBD_TYPES, NOT_YET_EMBD, OutTensor, TensorPlanner, default_embd_type
 from .tokenizer import Vocabulary, load_vocabulary
 
 
@@ -71,7 +72,7 @@ def _write_metadata(writer: gguf.GGUFWriter, cfg: ModelConfig, vocab: Vocabulary
             writer.add_rope_scaling_factor(float(cfg.rope_scaling.get("factor", 1.0)))
         elif kind == "llama3" and cfg.arch.gguf_arch != "llama":
             raise BitnetError(f"{cfg.config_path}: llama3 rope scaling is only supported for LlamaForCausalLM")
-    writer.add_file_type(OUTTYPES[outtype])
+    writer.add_file_type(FILE_TYPES[outtype])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     vocab.add_to(writer)
 
@@ -80,7 +81,7 @@ def convert(model_dir: Path, outtype: str = "i2_s", outfile: Path | None = None,
             tokenizer_pre: str | None = None, progress: bool = True) -> ConvertResult:
     """Convert model_dir; on any error no output file is left behind (atomic rename at the end)."""
     start = time.monotonic()
-    check_choice("--outtype", outtype, OUTTYPES)
+    check_choice("--outtype", outtype, FILE_TYPES)
     embd = check_embd_type(embd_type) if embd_type else None
     model_dir = Path(model_dir)
     cfg = load_config(model_dir)

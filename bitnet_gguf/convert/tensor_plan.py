@@ -14,19 +14,17 @@ from typing import BinaryIO
 import gguf
 import numpy as np
 
-from .arch_map import IGNORED, LAYER_NORMS, PROJECTIONS, SUB_NORMS
-from .errors import BitnetError
-from .gguf_io import I2_S_RAW
-from .hf_checkpoint import ModelConfig
-from .kquants import Q6K
-from .quants import I2S, QK_I2_S, i2s_nbytes
-from .safetensors_reader import FLOAT_DTYPES, SafetensorsReader
-from .ternary import check_ternary_values, master_to_ternary, scale_from_weight_scale, unpack_rows
+from ..errors import BitnetError
+from ..formats.architectures import GGUF_SUB_NORMS, IGNORED, LAYER_NORMS, projections, sub_norm_sizes
+from ..formats.constants import QK_I2_S
+from ..formats.gguf_write import I2_S_RAW
+from ..formats.kquants import Q6K
+from ..formats.quants import I2S, absmean_ternarize, i2s_nbytes
+from ..formats.safetensors_reader import FLOAT_DTYPES, SafetensorsReader
+from .checkpoint import ModelConfig
+from .ternary import check_ternary_values, scale_from_weight_scale, unpack_rows
 
 Q = gguf.GGMLQuantizationType
-# weight types of the whole file (--outtype) and the llama ftype written as general.file_type;
-# 40 is bitnet.cpp's LLAMA_FTYPE_MOSTLY_I2_S (FORMATS.md §1)
-OUTTYPES: dict[str, int] = {"f32": 0, "f16": 1, "bf16": 32, "i2_s": 40}
 # --embd-type choices we can encode in numpy (gguf.quants' encoders, and our Q6_K one)
 EMBD_TYPES: dict[str, Q] = {
     "f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q6_k": Q.Q6_K,
@@ -45,6 +43,8 @@ def default_embd_type(outtype: str, row_length: int) -> str:
     if outtype != "i2_s":
         return outtype
     return "q6_k" if row_length % 256 == 0 else "q8_0" if row_length % 32 == 0 else "f16"
+
+
 CHUNK_BYTES = 32 << 20
 
 
@@ -198,7 +198,8 @@ class TensorPlanner:
                 raise BitnetError(f"{self.cfg.model_dir}: missing tensor {scale_name} (offline-quantized {hf} needs its scale)")
             self.used.add(scale_name)
             return check_ternary_values(w, where), scale_from_weight_scale(self.reader.read(scale_name), quant, self._where(scale_name))
-        return master_to_ternary(w)
+        # transformers scales even an exactly ternary-valued master weight by its mean, so no "already ternary" shortcut
+        return absmean_ternarize(w)
 
     def _projection(self, hf: str, gg: str, shape: tuple[int, int], permute_heads: int | None) -> OutTensor:
         if hf not in self.reader:
@@ -247,12 +248,6 @@ class TensorPlanner:
     # --- the whole model ------------------------------------------------------------------------------
     def plan(self) -> list[OutTensor]:
         c = self.cfg
-        q_rows, kv_rows = c.heads * c.head_dim, c.kv_heads * c.head_dim
-        proj_shapes = {
-            "self_attn.q_proj": (q_rows, c.hidden), "self_attn.k_proj": (kv_rows, c.hidden),
-            "self_attn.v_proj": (kv_rows, c.hidden), "self_attn.o_proj": (c.hidden, q_rows),
-            "mlp.gate_proj": (c.ffn, c.hidden), "mlp.up_proj": (c.ffn, c.hidden), "mlp.down_proj": (c.hidden, c.ffn),
-        }
         out: list[OutTensor] = [self._matrix("model.embed_tokens.weight", "token_embd.weight", (c.vocab, c.hidden), self.embd_qtype)]
         if c.rope_scaling and c.rope_scaling.get("rope_type", c.rope_scaling.get("type")) == "llama3":
             factors = llama3_rope_factors(c)
@@ -269,17 +264,16 @@ class TensorPlanner:
             for hf, gg in LAYER_NORMS.items():
                 out.append(self._norm(f"{p}{hf}.weight", f"blk.{il}.{gg}.weight", c.hidden))
             if c.arch.sub_norms:
-                for gg, names in SUB_NORMS.items():
-                    size = q_rows if gg == "attn_sub_norm" else c.ffn
+                for gg, names, size in zip(GGUF_SUB_NORMS, c.arch.sub_norms, sub_norm_sizes(c), strict=True):
                     hf = next((f"{p}{n}.weight" for n in names if f"{p}{n}.weight" in self.reader), f"{p}{names[0]}.weight")
                     out.append(self._norm(hf, f"blk.{il}.{gg}.weight", size))
-            for hf, gg in PROJECTIONS.items():
+            for proj in projections(c):
                 heads = None
-                if c.arch.permute_qk and hf == "self_attn.q_proj":
+                if c.arch.permute_qk and proj.gguf == "attn_q":
                     heads = c.heads
-                elif c.arch.permute_qk and hf == "self_attn.k_proj":
+                elif c.arch.permute_qk and proj.gguf == "attn_k":
                     heads = c.kv_heads
-                out.append(self._projection(f"{p}{hf}.weight", f"blk.{il}.{gg}.weight", proj_shapes[hf], heads))
+                out.append(self._projection(f"{p}{proj.hf}.weight", f"blk.{il}.{proj.gguf}.weight", (proj.rows, proj.cols), heads))
         extra = sorted(n for n in self.reader.tensors if n not in self.used and not IGNORED.match(n))
         if extra:
             rec = self.reader.record(extra[0])

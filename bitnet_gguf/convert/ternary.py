@@ -6,7 +6,7 @@ The direction of `weight_scale` (verified against transformers 5.23, transformer
 - linear_class "autobitlinear", quantization_mode "offline" (AutoBitLinear; microsoft/BitNet-b1.58-2B-4T):
   y = F.linear(x_q, t) * weight_scale, i.e. W = t * weight_scale  -> s = weight_scale.
 - "online" AutoBitLinear has no weight_scale: the stored weight is a master weight ternarized at run time
-  with absmean (WeightQuant), exactly what quants.ternarize does.
+  with absmean (WeightQuant), exactly what quants.absmean_ternarize does.
 A wrong guess would be silent (every layer off by s²), so the oracle tests load packed checkpoints of both
 classes in transformers and compare logits.
 """
@@ -15,11 +15,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import BitnetError
-from .hf_checkpoint import QuantConfig
-from .quants import absmean_ternarize
+from ..errors import BitnetError
+from .checkpoint import QuantConfig
 
 VALUES_PER_BYTE = 4
+
+
+def pack_rows(t: np.ndarray) -> np.ndarray:
+    """int8 [M, K] in {-1,0,1} -> uint8 [M/4, K]: the inverse of unpack_rows (transformers' packed layout)."""
+    m = t.shape[0]
+    codes = (t.astype(np.int16) + 1).astype(np.uint8).reshape(VALUES_PER_BYTE, m // VALUES_PER_BYTE, t.shape[1])
+    out = np.zeros((m // VALUES_PER_BYTE, t.shape[1]), dtype=np.uint8)
+    for i in range(VALUES_PER_BYTE):
+        out |= codes[i] << np.uint8(2 * i)
+    return out
 
 
 def unpack_rows(packed: np.ndarray, where: str) -> np.ndarray:
@@ -56,13 +65,3 @@ def check_ternary_values(w: np.ndarray, where: str) -> np.ndarray:
     if not np.array_equal(t, w) or (t.size and (t.min() < -1 or t.max() > 1)):
         raise BitnetError(f"{where}: offline-quantized weight must hold only -1, 0, 1")
     return t.astype(np.int8)
-
-
-def master_to_ternary(w: np.ndarray) -> tuple[np.ndarray, float]:
-    """absmean ternarization of a float master weight, as transformers' WeightQuant computes it in float32:
-    s = max(mean|W|, 1e-5), t = clamp(round_half_even(W * (1/s)), -1, 1), W_eff = s*t.
-
-    Unlike quants.ternarize this has no "already ternary" shortcut: transformers scales even an exactly
-    ternary-valued master weight by its mean, so we must too.
-    """
-    return absmean_ternarize(w)

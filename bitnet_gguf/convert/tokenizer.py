@@ -18,7 +18,7 @@ from typing import Any
 
 import gguf
 
-from .errors import BitnetError
+from ..errors import BitnetError
 
 # llama.cpp's probe text (conversion/base.py get_vocab_base_pre); hashing str(list of ids) of its encoding
 # identifies the pre-tokenizer regex and normalisation of a BPE tokenizer
@@ -33,8 +33,9 @@ CHKTXT = (
 KNOWN_PRE: dict[str, str] = {
     "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",  # Meta-Llama-3, BitNet 2B-4T
     "9d032fcbd5501f4a38150912590928bfb36091efb5df11b8e2124b0390e3fb1e": "falcon3",  # Falcon3-*(-1.58bit)
-    # Falcon-E shares Falcon-H1's tokenizer. bitnet.cpp writes "falcon_e", which upstream llama.cpp (and our
-    # build) do not know; "falcon-h1" selects the same LLAMA3 pre-tokenizer there and loads everywhere.
+    # Falcon-E shares Falcon-H1's tokenizer. bitnet.cpp writes "falcon_e", which upstream llama.cpp does not know
+    # (our build accepts it, for bitnet.cpp's files); "falcon-h1" selects the same LLAMA3 pre-tokenizer and loads
+    # everywhere, so we write that.
     "a6b57017d60e6edb4d88ecc2845188e0eb333a70357e45dcc9b53964a73bbae6": "falcon-h1",
     "60476e1243776c4fb1b993dbd7a5f15ac22f83c80afdf425fa5ae01c8d44ef86": "falcon-h1",
     "3eda48b4c4dc7de733d1a8b3e3b4a85243dbbf704da2ee9d42c6beced8897896": "falcon-h1",

@@ -1,65 +1,101 @@
-"""Which Hugging Face architectures we convert, and how their tensor names map to GGUF names.
+"""The model architectures we read and write, and the tensors of one layer: the one table everything else uses.
 
-FORMATS.md §4: `BitNetForCausalLM` (2B-4T) is `bitnet-b1.58` (relu² FFN) — not upstream's `bitnet`, whose SiLU
-FFN would run it wrong; `BitnetForCausalLM` (1bitLLM) is upstream `bitnet`; ternary Llamas stay `llama`.
+docs/formats.md §4: `BitNetForCausalLM` (2B-4T) is `bitnet-b1.58` (relu² FFN), not upstream's `bitnet`, whose SiLU
+FFN would run it wrong; `BitnetForCausalLM` (1bitLLM) is upstream `bitnet`; ternary Llamas stay `llama`;
+`bitnet-25` (bitnet.cpp's name for the same relu² graph) exists only as GGUF.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
-class ArchSpec:
-    hf_arch: str
-    gguf_arch: str
+class Architecture:
+    gguf_arch: str  # general.architecture
+    hf_arch: str | None  # config.json "architectures"; None: a GGUF-only name (no checkpoint converts to it)
+    model_type: str  # config.json "model_type" that transformers loads such a checkpoint with
+    activation: str  # FFN activation the GGUF graph computes (config.json hidden_act must agree)
+    # HF names of the attention and FFN sub-norms (before o_proj / down_proj), this family's own spelling first;
+    # None: the graph has no sub-norms
+    sub_norms: tuple[tuple[str, ...], tuple[str, ...]] | None
     # llama.cpp's `llama` graph uses normal (GPT-J style) RoPE and expects Q/K rows interleaved the way its
     # converter permutes them; the bitnet graphs use NEOX RoPE on the Hugging Face layout, so no permutation
     permute_qk: bool
-    # attn_sub_norm / ffn_sub_norm before o_proj / down_proj (BitNet graphs)
-    sub_norms: bool
     # the architecture itself says "ternary": master weights are ternarized without any quantization_config
     always_ternary: bool
 
 
-ARCHS: dict[str, ArchSpec] = {
-    "BitNetForCausalLM": ArchSpec("BitNetForCausalLM", "bitnet-b1.58", permute_qk=False, sub_norms=True, always_ternary=True),
-    "BitnetForCausalLM": ArchSpec("BitnetForCausalLM", "bitnet", permute_qk=False, sub_norms=True, always_ternary=True),
-    "LlamaForCausalLM": ArchSpec("LlamaForCausalLM", "llama", permute_qk=True, sub_norms=False, always_ternary=False),
-}
+# 2B-4T and 1bitLLM spell their sub-norms differently; the converter accepts either spelling for both
+_SUB_NORMS_2B = (("self_attn.attn_sub_norm", "self_attn.inner_attn_ln"), ("mlp.ffn_sub_norm", "mlp.ffn_layernorm"))
+_SUB_NORMS_1BIT = (("self_attn.inner_attn_ln", "self_attn.attn_sub_norm"), ("mlp.ffn_layernorm", "mlp.ffn_sub_norm"))
 
-# the seven BitLinear projections of a layer (HF suffix -> GGUF suffix)
-PROJECTIONS: dict[str, str] = {
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-}
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("bitnet-b1.58", "BitNetForCausalLM", "bitnet", "relu2", _SUB_NORMS_2B, permute_qk=False, always_ternary=True),
+    Architecture("bitnet-25", None, "bitnet", "relu2", _SUB_NORMS_2B, permute_qk=False, always_ternary=True),
+    Architecture("bitnet", "BitnetForCausalLM", "llama", "silu", _SUB_NORMS_1BIT, permute_qk=False, always_ternary=True),
+    Architecture("llama", "LlamaForCausalLM", "llama", "silu", None, permute_qk=True, always_ternary=False),
+)
+BY_GGUF: dict[str, Architecture] = {a.gguf_arch: a for a in ARCHITECTURES}
+BY_HF: dict[str, Architecture] = {a.hf_arch: a for a in ARCHITECTURES if a.hf_arch}
+# the BitNet graphs (attention and FFN sub-norms), as opposed to plain Llamas with ternary weights
+BITNET_ARCHS: tuple[str, ...] = tuple(a.gguf_arch for a in ARCHITECTURES if a.sub_norms)
+GGUF_SUB_NORMS = ("attn_sub_norm", "ffn_sub_norm")
 
-# per-layer float tensors (HF suffix -> GGUF suffix); 1bitLLM names its sub-norms differently from 2B-4T
+
+class Dims(Protocol):
+    """What fixes the projection shapes (a checkpoint's config, a synthetic preset)."""
+
+    @property
+    def hidden(self) -> int: ...
+    @property
+    def ffn(self) -> int: ...
+    @property
+    def heads(self) -> int: ...
+    @property
+    def kv_heads(self) -> int: ...
+    @property
+    def head_dim(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Projection:
+    hf: str  # suffix in model.layers.N.<hf>.weight
+    gguf: str  # suffix in blk.N.<gguf>.weight
+    rows: int
+    cols: int  # K: the length of a dot product
+
+
+def projections(d: Dims) -> list[Projection]:
+    """The seven BitLinear projections of one layer with their (rows, cols) in numpy order."""
+    q_rows, kv_rows = d.heads * d.head_dim, d.kv_heads * d.head_dim
+    return [
+        Projection("self_attn.q_proj", "attn_q", q_rows, d.hidden),
+        Projection("self_attn.k_proj", "attn_k", kv_rows, d.hidden),
+        Projection("self_attn.v_proj", "attn_v", kv_rows, d.hidden),
+        Projection("self_attn.o_proj", "attn_output", d.hidden, q_rows),
+        Projection("mlp.gate_proj", "ffn_gate", d.ffn, d.hidden),
+        Projection("mlp.up_proj", "ffn_up", d.ffn, d.hidden),
+        Projection("mlp.down_proj", "ffn_down", d.hidden, d.ffn),
+    ]
+
+
+def sub_norm_sizes(d: Dims) -> tuple[int, int]:
+    """Lengths of the attention and FFN sub-norms (the inputs of o_proj and down_proj)."""
+    return d.heads * d.head_dim, d.ffn
+
+
+# per-layer norms every architecture has (HF suffix -> GGUF suffix), each of length hidden
 LAYER_NORMS: dict[str, str] = {
     "input_layernorm": "attn_norm",
     "post_attention_layernorm": "ffn_norm",
-}
-SUB_NORMS: dict[str, tuple[str, ...]] = {
-    "attn_sub_norm": ("self_attn.attn_sub_norm", "self_attn.inner_attn_ln"),
-    "ffn_sub_norm": ("mlp.ffn_sub_norm", "mlp.ffn_layernorm"),
 }
 
 # tensors a checkpoint may carry that the GGUF does not need (recomputed by llama.cpp)
 IGNORED = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$|^model\.rotary_emb\.inv_freq$")
 
-_LAYER = re.compile(r"^model\.layers\.(\d+)\.(.+)$")
 
-
-def supported_archs() -> str:
-    return ", ".join(sorted(ARCHS))
-
-
-def layer_of(hf_name: str) -> tuple[int, str] | None:
-    m = _LAYER.match(hf_name)
-    return (int(m.group(1)), m.group(2)) if m else None
+def supported_hf_archs() -> str:
+    return ", ".join(sorted(BY_HF))

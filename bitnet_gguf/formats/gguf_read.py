@@ -1,7 +1,8 @@
 """A small GGUF reader that knows I2_S (gguf-py's reader rejects ggml type 36).
 
 Reads the metadata and the tensor table, and maps tensor bytes lazily (np.memmap); sizes follow
-ggml_nbytes, including I2_S's 32-byte tail.
+ggml_nbytes, including I2_S's 32-byte tail. `read_metadata` / `check_gguf` give the runtime a clear error before
+llama.cpp starts (it would print pages of loader log instead) and pick a chat template without reading arrays.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any, BinaryIO
 import gguf
 import numpy as np
 
-from .errors import BitnetError
-from .quants import GGML_TYPE_I2_S, i2s_nbytes
+from ..errors import BitnetError
+from .constants import GGML_TYPE_I2_S
+from .quants import i2s_nbytes
 
+GGUF_MAGIC = b"GGUF"
+Scalar = str | int | float | bool
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
 
@@ -60,7 +64,7 @@ class GGUFFile:
             raise BitnetError(f"{self.path}: not a readable GGUF file ({e})") from None
 
     def _parse(self, f: BinaryIO) -> None:
-        if f.read(4) != b"GGUF":
+        if f.read(4) != GGUF_MAGIC:
             raise ValueError("bad magic")
         version, n_tensors, n_kv = struct.unpack("<IQQ", _read(f, 20))
         if version < 2:
@@ -90,6 +94,23 @@ class GGUFFile:
         """Raw bytes of a tensor (read-only memory map)."""
         t = self.tensors[name]
         return np.memmap(self.path, dtype=np.uint8, mode="r", offset=t.offset, shape=(t.nbytes,))
+
+
+def read_metadata(path: Path) -> dict[str, Scalar]:
+    """The scalar and string metadata of a GGUF file (arrays such as the token list are left out)."""
+    check_gguf(path)
+    return GGUFFile(path, metadata_only=True).metadata
+
+
+def check_gguf(path: Path) -> None:
+    """Fail with one clear line if `path` is not a GGUF."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise BitnetError(f"cannot read {path}: {e.strerror or e}") from None
+    if magic != GGUF_MAGIC:
+        raise BitnetError(f"{path} is not a GGUF file (wrong magic); convert the model with python setup_env.py -md MODEL_DIR")
 
 
 def _read(f: BinaryIO, n: int) -> bytes:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
 import numpy as np
 
-from .quants import GGML_TYPE_I2_S, I2S
+from ..errors import BitnetError
+from .constants import GGML_TYPE_I2_S
+from .quants import I2S
 
 
 class _RawType(int):
@@ -47,23 +45,5 @@ def copy_tokenizer(writer: gguf.GGUFWriter, vocab_gguf: Path) -> int:
         if key == "tokenizer.ggml.tokens":
             n_vocab = len(value)
     if n_vocab == 0:
-        raise ValueError(f"{vocab_gguf}: no tokenizer.ggml.tokens array")
+        raise BitnetError(f"{vocab_gguf}: no tokenizer.ggml.tokens array (not a vocab GGUF)")
     return n_vocab
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs get the usual permissions
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -1,4 +1,4 @@
-"""numpy implementations of the ternary formats (../shared/FORMATS.md), in the style of gguf-py's quants.py.
+"""numpy implementations of the ternary formats (docs/formats.md), in the style of gguf-py's quants.py.
 
 I2_S (ggml type 36): 2-bit codes (0 -> -1, 1 -> 0, 2 -> +1), blocks of 128 elements in 32 bytes where
 element e of a block sits in byte e % 32 at bit shift 6 - 2 * (e // 32); after the n/4 code bytes a
@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GGML_TYPE_I2_S = 36
-QK_I2_S = 128
-I2_S_BLOCK_BYTES = 32
-I2_S_TAIL_BYTES = 32
-# bitnet.cpp writes general.file_type = 40 for I2_S files (FORMATS.md §1)
-LLAMA_FTYPE_I2_S_IN_FILES = 40
+from .constants import I2_S_TAIL_BYTES, QK_I2_S
 
 
 class I2SFormatError(ValueError):
@@ -28,7 +23,7 @@ def i2s_nbytes(n_elements: int) -> int:
 def ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
     """absmean ternarization (BitNet b1.58): s = max(mean|w|, 1e-5), t = clamp(round(w/s), -1, 1).
 
-    Computed in float32 the way transformers' BitNet weight_quant does (w * (1/s), round half to even).
+    Computed as transformers' BitNet weight_quant does (w * (1/s), round half to even; see absmean_ternarize).
     A tensor that is already s*{-1,0,1} keeps its magnitude exactly (round-tripping f32 GGUFs).
     """
     w = np.asarray(w, dtype=np.float32)
@@ -40,7 +35,11 @@ def ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def absmean_ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
-    """transformers' WeightQuant in float32: s = max(mean|w|, 1e-5), t = clamp(round_half_even(w * (1/s)), -1, 1)."""
+    """transformers' WeightQuant: s = max(mean|w|, 1e-5), t = clamp(round_half_even(w * (1/s)), -1, 1).
+
+    mean|w| is accumulated in float64 and rounded to float32 (the C quantizer does the same, so both agree bit
+    for bit); everything after it is float32.
+    """
     w = np.asarray(w, dtype=np.float32)
     mean = np.float32(np.abs(w).astype(np.float64).mean()) if w.size else np.float32(0)
     scale = np.float32(max(mean, np.float32(1e-5)))
@@ -92,24 +91,3 @@ class I2S:
     def dequantize(data: np.ndarray, n_elements: int) -> np.ndarray:
         t, scale = I2S.unpack(data, n_elements)
         return t.astype(np.float32) * np.float32(scale)
-
-
-def quantize_activations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-token int8 absmax (FORMATS.md §3) over the last axis: returns (q int8, scale float32 per row)."""
-    x = np.asarray(x, dtype=np.float32)
-    amax = np.abs(x).max(axis=-1, keepdims=True)
-    s = (np.float32(127.0) / np.maximum(amax, np.float32(1e-5))).astype(np.float32)
-    q = np.clip(np.rint(x * s), -128, 127).astype(np.int8)
-    return q, s[..., 0]
-
-
-def i2s_matmul(data: np.ndarray, k: int, m: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reference I2_S mat-mul (FORMATS.md §3): weight [m rows, k cols], x [n, k] float.
-
-    Returns (integer dot products [n, m] as int64, float outputs [n, m]) with y = dot / s_a * s_w in float32.
-    """
-    t, sw = I2S.unpack(data, m * k)
-    q, sa = quantize_activations(x)
-    dot = q.astype(np.int64) @ t.reshape(m, k).astype(np.int64).T
-    y = (dot.astype(np.float32) / sa[:, None]) * np.float32(sw)
-    return dot, y.astype(np.float32)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import BitnetError
+from ..errors import BitnetError
 
 # safetensors dtype -> (numpy storage dtype, bytes per element); BF16 is stored as uint16 and widened on read
 DTYPES: dict[str, np.dtype] = {
@@ -166,6 +165,3 @@ class SafetensorsReader:
         if rec.dtype in FLOAT_DTYPES:
             return raw.astype(np.float32, copy=False).reshape(shape)
         return raw.reshape(shape)
-
-    def total_bytes(self) -> int:
-        return sum(os.path.getsize(f) for f in self.files)

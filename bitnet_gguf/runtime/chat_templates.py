@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BitnetError
+from ..errors import BitnetError
+from ..formats.architectures import BITNET_ARCHS
 
 # bitnet.cpp's "bitnet" template (BitNet-b1.58-2B-4T): "System: " + text with no terminator, then
 # "User: " + text + "<|eot_id|>Assistant: ". Earlier assistant turns get their "<|eot_id|>" back, because in
@@ -52,7 +53,6 @@ FALCON3 = (
 )
 
 BUILTIN: dict[str, str] = {"bitnet": BITNET, "llama3": LLAMA3, "falcon3": FALCON3}
-BITNET_ARCHS = ("bitnet-b1.58", "bitnet-25", "bitnet")
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ import shlex
 import subprocess
 import sys
 
+from ..errors import BitnetError
+from ..formats.gguf_read import check_gguf, read_metadata
+from ..paths import BUILD_DIR_HELP, build_dir
 from . import chat_templates
-from .errors import BitnetError
-from .model_info import check_gguf, read_metadata
-from .runtime import DEFAULT_MODEL, build_dir, find_tool, physical_cores, resolve_model
+from .locate import DEFAULT_MODEL, find_tool, resolve_model
+from .threads import physical_cores
 
 
 def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -47,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-template", metavar="NAME|FILE",
                    help=f"chat template for -cnv: {', '.join(chat_templates.BUILTIN)}, gguf, or a Jinja file "
                         "(default: the model's own, else chosen by architecture)")
-    p.add_argument("--build-dir", help="llama.cpp build folder (default: $BITNET_GGUF_BUILD_DIR or build/)")
+    p.add_argument("--build-dir", help=BUILD_DIR_HELP)
     p.add_argument("--quiet", action="store_true", help="no llama.cpp log on stderr, only the text and errors")
     p.add_argument("--dry-run", action="store_true", help="print the llama-completion command instead of running it")
     return p

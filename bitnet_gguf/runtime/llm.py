@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BitnetError
+from ..formats.gguf_read import check_gguf
 from . import chat_templates
-from .errors import BitnetError
-from .model_info import check_gguf
-from .runtime import library_dir, physical_cores, resolve_model
+from .locate import library_dir, resolve_model
+from .threads import physical_cores
 
 
 def _bind_library() -> Path:

@@ -1,27 +1,19 @@
-"""What every way of running a model needs: the build's binaries and library, the model file, a thread count."""
+"""What every way of running a model needs to find: the build's programs and library, and the model file."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from .errors import BitnetError
-from .paths import DEFAULT_BUILD_DIR, REPO_ROOT
+from ..errors import BitnetError
+from ..formats.constants import TERNARY_TYPES
+from ..paths import CHECKOUT, build_dir
 
 # The project's default model (bitnet.cpp defaults to a 3B model; ours is small enough to make locally).
 DEFAULT_MODEL = Path("models/tiny-shakespeare/ggml-model-i2_s.gguf")
 
 BUILD_HINT = "run python setup_env.py to build llama.cpp with I2_S (or point --build-dir / $BITNET_GGUF_BUILD_DIR at a build)"
-
-
-def build_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """--build-dir, else $BITNET_GGUF_BUILD_DIR (as the tests use), else build/ in the checkout."""
-    if override:
-        return Path(override)
-    env = os.environ.get("BITNET_GGUF_BUILD_DIR")
-    return Path(env) if env else DEFAULT_BUILD_DIR
 
 
 def _bin_dirs(bdir: Path) -> list[Path]:
@@ -53,50 +45,10 @@ def library_dir(bdir: Path | None = None) -> Path:
     return _built_file(library_name(), bdir).parent
 
 
-def _linux_physical_cores() -> int | None:
-    try:
-        cpus = sorted(os.sched_getaffinity(0))  # respect taskset / cgroup cpusets
-    except (AttributeError, OSError):
-        cpus = list(range(os.cpu_count() or 1))
-    cores: set[str] = set()
-    for cpu in cpus:
-        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        # Every hardware thread of one core lists the same sibling set, so distinct sets = physical cores.
-        for name in ("core_cpus_list", "thread_siblings_list"):
-            try:
-                cores.add((topo / name).read_text().strip())
-                break
-            except OSError:
-                continue
-        else:
-            return None
-    return len(cores) or None
-
-
-def physical_cores() -> int:
-    """Physical cores usable by this process: hyper-threads slow ternary matmuls down, so they are not counted."""
-    n: int | None = None
-    if sys.platform.startswith("linux"):
-        n = _linux_physical_cores()
-    elif sys.platform == "darwin":
-        try:
-            n = int(subprocess.run(["sysctl", "-n", "hw.physicalcpu"], capture_output=True, text=True, timeout=5).stdout)
-        except (OSError, ValueError, subprocess.SubprocessError):
-            n = None
-    if not n:
-        try:
-            import psutil  # type: ignore[import-untyped]  # optional; the only portable source on Windows
-
-            n = psutil.cpu_count(logical=False)
-        except ImportError:
-            n = None
-    return max(1, n or os.cpu_count() or 1)
-
-
 def model_hint(path: Path) -> str:
     """How to get a GGUF at `path` (setup_env.py converts MODEL_DIR into MODEL_DIR/ggml-model-<quant>.gguf)."""
     quant = path.stem.removeprefix("ggml-model-")
-    if path.stem.startswith("ggml-model-") and quant in ("i2_s", "tl1", "tl2"):
+    if path.stem.startswith("ggml-model-") and quant in TERNARY_TYPES:
         return f"run python setup_env.py -md {path.parent} -q {quant} to make it, or pass -m path/to/model.gguf"
     return "convert a Hugging Face checkpoint with python setup_env.py -md MODEL_DIR, or pass -m path/to/model.gguf"
 
@@ -104,7 +56,7 @@ def model_hint(path: Path) -> str:
 def resolve_model(model: str | os.PathLike[str]) -> Path:
     """The model file; relative paths are tried against the working directory, then the checkout (like bitnet.cpp)."""
     path = Path(model).expanduser()
-    candidates = [path] if path.is_absolute() else [path, REPO_ROOT / path]
+    candidates = [path] if path.is_absolute() or CHECKOUT is None else [path, CHECKOUT / path]
     for c in candidates:
         if c.is_file():
             return c.resolve()

@@ -22,11 +22,13 @@ import urllib.error
 import urllib.request
 from types import FrameType
 
+from ..errors import BitnetError
+from ..formats.gguf_read import read_metadata
+from ..paths import BUILD_DIR_HELP, build_dir
 from . import chat_templates
-from .errors import BitnetError
 from .inference import split_passthrough
-from .model_info import read_metadata
-from .runtime import DEFAULT_MODEL, build_dir, find_tool, physical_cores, resolve_model
+from .locate import DEFAULT_MODEL, find_tool, resolve_model
+from .threads import physical_cores
 
 SHUTDOWN_GRACE_S = 15.0  # llama-server finishes the running decode step and exits in ~1-2 s
 
@@ -50,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-template", metavar="NAME|FILE",
                    help=f"template for /v1/chat/completions: {', '.join(chat_templates.BUILTIN)}, gguf, or a Jinja file "
                         "(default: the model's own, else chosen by architecture)")
-    p.add_argument("--build-dir", help="llama.cpp build folder (default: $BITNET_GGUF_BUILD_DIR or build/)")
+    p.add_argument("--build-dir", help=BUILD_DIR_HELP)
     p.add_argument("--dry-run", action="store_true", help="print the llama-server command instead of running it")
     return p
 

@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 from typing import IO
 
-from .errors import BitnetError
-from .paths import KERNELS_DIR, REPO_ROOT, SOURCE_DIR, Pin
+from ..errors import BitnetError
+from ..fileio import write_text_atomic
+from ..paths import CHECKOUT, Pin, kernels_dir
 from .steps import StepRunner
 
 TARGETS = (
@@ -34,13 +35,13 @@ def find_compilers(compiler: str | None) -> tuple[str, str]:
     return cc, cxx
 
 
-def cmake_args(pin: Pin, cc: str, cxx: str, portable: bool, source_dir: Path = SOURCE_DIR) -> list[str]:
+def cmake_args(pin: Pin, cc: str, cxx: str, portable: bool, source_dir: Path) -> list[str]:
     args = [
         "-S", str(source_dir),
         "-DCMAKE_BUILD_TYPE=Release",
         f"-DCMAKE_C_COMPILER={cc}",
         f"-DCMAKE_CXX_COMPILER={cxx}",
-        f"-DGGML_BITNET_KERNELS_DIR={KERNELS_DIR}",
+        f"-DGGML_BITNET_KERNELS_DIR={kernels_dir()}",
         # the unpacked source has no git history: give the real version
         f"-DLLAMA_BUILD_NUMBER={pin.llama_cpp_build}",
         f"-DLLAMA_BUILD_COMMIT={pin.llama_cpp_commit}",
@@ -67,14 +68,15 @@ def configure(runner: StepRunner, log: IO[str], build_dir: Path, args: list[str]
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
     runner.run(["cmake", "-B", str(build_dir), *args], log, "cmake configure", env=ccache_env())
-    stamp.write_text(json.dumps(args))
+    write_text_atomic(stamp, json.dumps(args))
     return True
 
 
 def ccache_env() -> dict[str, str]:
     """Paths relative to the checkout in ccache's hashes, so a fresh clone elsewhere still hits the cache."""
     env = dict(os.environ)
-    env.setdefault("CCACHE_BASEDIR", str(REPO_ROOT))
+    if CHECKOUT is not None:
+        env.setdefault("CCACHE_BASEDIR", str(CHECKOUT))
     env.setdefault("CCACHE_NOHASHDIR", "1")
     return env
 

@@ -7,12 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+from .. import paths
+from ..errors import BitnetError
+from ..formats.constants import TERNARY_TYPES
 from . import build, source
-from .errors import BitnetError
-from .paths import DEFAULT_BUILD_DIR, PATCHES_DIR, REPO_ROOT, SOURCE_DIR, load_pin
 from .steps import StepRunner
-
-QUANT_TYPES = ("i2_s", "tl1", "tl2")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,15 +19,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-hr", "--hf-repo", help="Hugging Face repo to download into MODEL_DIR/<name> first")
     p.add_argument("-md", "--model-dir", help="model folder (Hugging Face layout) to convert to GGUF")
     p.add_argument("-ld", "--log-dir", default="logs", help="folder for one log per step (default: logs)")
-    p.add_argument("-q", "--quant-type", default="i2_s", choices=QUANT_TYPES, help="weight type of the GGUF (default: i2_s)")
+    p.add_argument("-q", "--quant-type", default="i2_s", choices=TERNARY_TYPES, help="weight type of the GGUF (default: i2_s)")
     p.add_argument("--quant-embd", action="store_true", help="accepted for bitnet.cpp compatibility: the embedding is Q6_K already")
     p.add_argument("-p", "--use-pretuned", action="store_true", help="accepted for bitnet.cpp compatibility; kernels need no tuning files")
-    p.add_argument("--build-dir", default=str(DEFAULT_BUILD_DIR), help="CMake build folder (default: build/)")
+    p.add_argument("--build-dir", help=paths.BUILD_DIR_HELP)
     p.add_argument("--compiler", choices=sorted(build.COMPILERS), help="compiler family (default: $CC/$CXX or gcc)")
     p.add_argument("--portable", action="store_true", help="build every CPU variant and pick at run time instead of -march=native")
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel compile jobs")
-    p.add_argument("--source-dir", default=str(SOURCE_DIR), help=argparse.SUPPRESS)  # tests: unpack elsewhere
-    p.add_argument("--patches-dir", default=str(PATCHES_DIR), help=argparse.SUPPRESS)
+    p.add_argument("--source-dir", help=argparse.SUPPRESS)  # tests: unpack elsewhere
+    p.add_argument("--patches-dir", help=argparse.SUPPRESS)
     p.add_argument("--source-only", action="store_true", help="stop after unpacking and patching the source")
     return p
 
@@ -38,19 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(args.log_dir)
     if not log_dir.is_absolute():
         log_dir = Path.cwd() / log_dir
-    build_dir = Path(args.build_dir).resolve()
     want_model = bool(args.model_dir or args.hf_repo)
-    source_dir = Path(args.source_dir).resolve()
-    runner = StepRunner(log_dir, total=1 if args.source_only else 3 + (1 if want_model else 0))
     try:
+        paths.checkout("setup_env.py")
+        build_dir = paths.build_dir(args.build_dir).resolve()
+        source_dir = Path(args.source_dir).resolve() if args.source_dir else paths.source_dir()
+        patches_dir = Path(args.patches_dir) if args.patches_dir else paths.patches_dir()
+        runner = StepRunner(log_dir, total=1 if args.source_only else 3 + (1 if want_model else 0))
         if want_model:  # refuse an unsupported -q before a 10-minute build, not after
             from .prepare_model import check_quant_type
 
             check_quant_type(args.quant_type)
-        pin = load_pin()
+        pin = paths.load_pin()
         cc, cxx = build.find_compilers(args.compiler)
         runner.step("source", f"llama.cpp b{pin.llama_cpp_build} ({pin.package} {pin.version}) + patches",
-                    lambda log: source.prepare_source(pin, dest=source_dir, patches_dir=Path(args.patches_dir), log=log))
+                    lambda log: source.prepare_source(pin, dest=source_dir, patches_dir=patches_dir, log=log))
         if args.source_only:
             return 0
         cmake_args = build.cmake_args(pin, cc, cxx, args.portable, source_dir)
@@ -61,11 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         if want_model:
             from .prepare_model import prepare_model  # the converter is only needed for this step
 
-            runner.step("convert", "convert the model to GGUF",
-                        lambda log: prepare_model(args, build_dir, log))
+            runner.step("convert", "convert the model to GGUF", lambda log: prepare_model(args, log))
     except BitnetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"ready: {build_dir / 'bin'} (logs in {log_dir.relative_to(REPO_ROOT) if log_dir.is_relative_to(REPO_ROOT) else log_dir})",
-          file=sys.stderr)
+    shown = log_dir.relative_to(Path.cwd()) if log_dir.is_relative_to(Path.cwd()) else log_dir
+    print(f"ready: {build_dir / 'bin'} (logs in {shown})", file=sys.stderr)
     return 0

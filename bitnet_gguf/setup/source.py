@@ -12,8 +12,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .errors import BitnetError
-from .paths import PATCHES_DIR, SOURCE_DIR, Pin, cache_dir
+from ..errors import BitnetError
+from ..paths import Pin, cache_dir
 
 STAMP_NAME = ".bitnet-gguf-source.json"
 
@@ -55,7 +55,7 @@ def fetch_sdist(pin: Pin, cache: Path | None = None, log=None) -> Path:
     return target
 
 
-def patch_files(patches_dir: Path = PATCHES_DIR) -> list[Path]:
+def patch_files(patches_dir: Path) -> list[Path]:
     return sorted(p for p in patches_dir.glob("*.patch"))
 
 
@@ -88,8 +88,7 @@ def apply_patch(patch: Path, src: Path) -> None:
         raise BitnetError(f"patch {patch.name} does not apply: {where}")
 
 
-def prepare_source(pin: Pin, dest: Path = SOURCE_DIR, patches_dir: Path = PATCHES_DIR,
-                   cache: Path | None = None, log=None) -> bool:
+def prepare_source(pin: Pin, dest: Path, patches_dir: Path, cache: Path | None = None, log=None) -> bool:
     """Unpack + patch into dest unless it already holds this sdist with these patches. Returns True if (re)made."""
     patches = patch_files(patches_dir)
     stamp = dest / STAMP_NAME

@@ -10,11 +10,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
-from .errors import BitnetError
+from ..errors import BitnetError
 
 T = TypeVar("T")
 TAIL_LINES = 20
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
+
+
+def say(log: IO[str] | None, text: str) -> None:
+    """One line into a step's log (steps that run without a log stay quiet)."""
+    if log is not None:
+        print(text, file=log, flush=True)
 
 
 class StepRunner:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import gguf
 
-from .gguf_io import atomic_output
-from .paths import cache_dir
+from ..fileio import atomic_output
+from ..paths import cache_dir
 
 # the Llama-3 pre-tokenizer split (tokenizer.json of Meta-Llama-3; llama.cpp keeps it as the "original regex")
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"

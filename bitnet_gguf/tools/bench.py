@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BitnetError
-from .paths import DEFAULT_BUILD_DIR, SOURCE_DIR, load_pin
-from .runtime import find_tool
+from .. import paths
+from ..errors import BitnetError
+from ..fileio import write_text_atomic
+from ..paths import BUILD_DIR_HELP
+from ..runtime.locate import find_tool
 
 
 def e2e_main(argv: list[str] | None = None) -> int:
@@ -26,12 +28,12 @@ def e2e_main(argv: list[str] | None = None) -> int:
     p.add_argument("-t", "--threads", default="2", help="threads, or a list such as 1,2")
     p.add_argument("-r", "--repetitions", type=int, default=5)
     p.add_argument("-b", "--batch-size", type=int, help="llama-bench -b (bitnet.cpp forced 1; default: llama.cpp's)")
-    p.add_argument("--build-dir", default=str(DEFAULT_BUILD_DIR))
+    p.add_argument("--build-dir", help=BUILD_DIR_HELP)
     args = p.parse_args(argv)
     model = Path(args.model)
     if not model.is_file():
         raise BitnetError(f"{model}: model file not found")
-    cmd = [str(find_tool("llama-bench", Path(args.build_dir))), "-m", str(model), "-n", str(args.n_token),
+    cmd = [str(find_tool("llama-bench", paths.build_dir(args.build_dir))), "-m", str(model), "-n", str(args.n_token),
            "-p", str(args.n_prompt), "-t", args.threads, "-ngl", "0", "-r", str(args.repetitions)]
     if args.batch_size:
         cmd += ["-b", str(args.batch_size)]
@@ -61,7 +63,8 @@ def _quantize(build_dir: Path, src: Path, dst: Path, qtype: str, head_type: str)
            "--output-tensor-type", head_type, str(src), str(tmp), qtype, str(os.cpu_count() or 2)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BitnetError(f"llama-quantize to {qtype} failed: {proc.stderr.strip().splitlines()[-1]}")
+        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}, no message"])[-1]
+        raise BitnetError(f"llama-quantize to {qtype} failed: {last}")
     os.replace(tmp, dst)
 
 
@@ -71,13 +74,13 @@ def prepare_models(build_dir: Path, work: Path, head_type: str, types: tuple[str
     Requantizing from I2_S is lossless for TQ2_0/TQ1_0/Q8_0/F16 (values are s*{-1,0,1}); the token embedding
     (which is also the tied lm_head) gets the same type `head_type` in every file.
     """
-    from .synthetic import write_synthetic_gguf
+    from ..synthetic.gguf_model import write_synthetic_gguf
 
     work.mkdir(parents=True, exist_ok=True)
     source = work / "bitnet-2B-4T-shape-i2_s-f32embd.gguf"
     if not source.exists():
         print("writing the 2B-4T-shape I2_S model ...", file=sys.stderr, flush=True)
-        write_synthetic_gguf(source, "bitnet-b1.58", "2B-4T", "i2_s", SOURCE_DIR / "models" / "ggml-vocab-llama-bpe.gguf",
+        write_synthetic_gguf(source, "bitnet-b1.58", "2B-4T", "i2_s", paths.vocab_gguf("ggml-vocab-llama-bpe.gguf"),
                              seed=0, embd_type="f32")
     models = {}
     for qtype in types:
@@ -150,7 +153,7 @@ def chart(results: list[Result], out: Path) -> bool:
 def suite_main(argv: list[str] | None = None) -> int:
     """`python -m bitnet_gguf bench-suite`: our I2_S against upstream types on the 2B-4T shape, in one llama-bench run."""
     p = argparse.ArgumentParser(prog="bitnet-gguf bench-suite")
-    p.add_argument("--work-dir", default=str(Path.home() / ".cache" / "bitnet-gguf" / "bench"), help="where the models go (~6 GB)")
+    p.add_argument("--work-dir", help="where the models go (~6 GB; default: the download cache's bench/)")
     p.add_argument("--out", default="bench-results", help="folder for results.md, results.json, results.png")
     p.add_argument("--head-type", default="f16", help="type of token_embd/lm_head in every model (default f16)")
     p.add_argument("--types", default=",".join(SUITE_TYPES))
@@ -158,14 +161,15 @@ def suite_main(argv: list[str] | None = None) -> int:
     p.add_argument("-p", "--n-prompt", default="128,512")
     p.add_argument("-n", "--n-gen", default="32")
     p.add_argument("-r", "--repetitions", type=int, default=3)
-    p.add_argument("--build-dir", default=str(DEFAULT_BUILD_DIR))
+    p.add_argument("--build-dir", help=BUILD_DIR_HELP)
     args = p.parse_args(argv)
-    build_dir = Path(args.build_dir)
+    build_dir = paths.build_dir(args.build_dir)
     types = tuple(t.strip().upper() for t in args.types.split(","))
-    models = prepare_models(build_dir, Path(args.work_dir), args.head_type, types)
+    work_dir = Path(args.work_dir) if args.work_dir else paths.cache_dir() / "bench"
+    models = prepare_models(build_dir, work_dir, args.head_type, types)
     start = time.time()
     results = run_llama_bench(build_dir, models, args.threads, args.n_prompt, args.n_gen, args.repetitions)
-    pin = load_pin()
+    pin = paths.load_pin()
     meta = {
         "shape": "BitNet-b1.58-2B-4T (hidden 2560, ffn 6912, 30 layers, 20/5 heads, vocab 128256), random ternary weights",
         "lm_head / token_embd type": args.head_type,
@@ -178,9 +182,9 @@ def suite_main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"meta": meta, "results": [r.__dict__ for r in results]}, indent=1))
+    write_text_atomic(out / "results.json", json.dumps({"meta": meta, "results": [r.__dict__ for r in results]}, indent=1))
     table = markdown(results, meta)
-    (out / "results.md").write_text(table)
+    write_text_atomic(out / "results.md", table)
     print(table)
     if chart(results, out / "results.png"):
         print(f"chart: {out / 'results.png'}", file=sys.stderr)

@@ -8,12 +8,12 @@ llama.cpp's tools/perplexity/perplexity.cpp (function `perplexity`, no --ppl-str
 - only the logits of positions first = n_ctx/2 .. n_ctx-2 are scored, each against the next token,
   so every chunk contributes n_ctx - n_ctx/2 - 1 tokens;
 - PPL = exp(sum of -log p / count).
-So `python -m bitnet_gguf.perplexity_ref MODEL_DIR TEXT --ctx 256` and `llama-perplexity -m X.gguf -f TEXT -c 256`
+So `python -m bitnet_gguf.tools.perplexity_ref MODEL_DIR TEXT --ctx 256` and `llama-perplexity -m X.gguf -f TEXT -c 256`
 measure the same quantity over the same tokens.
 
 The model is run in float32 through transformers' own BitNetForCausalLM; for a bitnet checkpoint with
 quantization_config {linear_class: autobitlinear, quantization_mode: online} that means ternary weights
-(absmean) and per-token int8 activations, i.e. the computation FORMATS.md section 3 defines.
+(absmean) and per-token int8 activations, i.e. the computation docs/formats.md §3 defines.
 torch.compile is switched off (transformers decorates its quantizers with it): the eager ops are the
 reference semantics, and compiling would cost minutes on a small CPU.
 """
@@ -128,7 +128,7 @@ def perplexity_of_file(model_dir: Path, text_file: Path, n_ctx: int, batch: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bitnet_gguf.perplexity_ref", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m bitnet_gguf.tools.perplexity_ref", description=__doc__.splitlines()[0])
     ap.add_argument("model_dir", type=Path, help="Hugging Face folder (config.json, model.safetensors, tokenizer.json)")
     ap.add_argument("text_file", type=Path, help="the same file you pass to llama-perplexity -f")
     ap.add_argument("--ctx", type=int, default=256, help="n_ctx, as llama-perplexity -c (default 256)")

@@ -1,6 +1,6 @@
 """Train the project's own small ternary model: BitNet b1.58 (transformers' BitNetForCausalLM) on tinyshakespeare.
 
-    python -m bitnet_gguf.train_tiny --data /work/shared/data/tinyshakespeare.txt --out models/tiny-shakespeare
+    python -m bitnet_gguf.tools.train_tiny --data tests/data/tinyshakespeare.txt --out models/tiny-shakespeare
 
 - Split by characters: the first 90 % trains the tokenizer and the model, the last 10 % is held out (only
   ever evaluated). The held-out slice is written to --heldout-out (default build/, which git ignores) so the
@@ -31,8 +31,6 @@ from typing import Any
 
 import torch
 
-from .paths import REPO_ROOT
-
 SPECIAL = "<|endoftext|>"
 QUANT_CONFIG: dict[str, Any] = {
     "quant_method": "bitnet",
@@ -42,7 +40,8 @@ QUANT_CONFIG: dict[str, Any] = {
     "rms_norm_eps": 1e-6,
     "modules_to_not_convert": None,  # transformers then skips the tied lm_head by itself
 }
-DEFAULT_HELDOUT = REPO_ROOT / "build" / "data" / "tinyshakespeare-heldout.txt"
+# relative to the working directory (the checkout, where build/ is git-ignored)
+DEFAULT_HELDOUT = Path("build") / "data" / "tinyshakespeare-heldout.txt"
 
 
 # ----------------------------------------------------------------------------- data
@@ -396,7 +395,7 @@ def write_readme(out: Path, c: dict[str, Any]) -> None:
 
 A {c['params'] / 1e6:.2f} M-parameter ternary language model ({c['ternary'] / 1e6:.2f} M ternary weights in the
 projections, {c['params'] - c['ternary']:,} in the tied embedding and the norms), trained from scratch on
-tinyshakespeare by `bitnet_gguf/train_tiny.py`. It is transformers' `BitNetForCausalLM` (model_type `bitnet`,
+tinyshakespeare by `bitnet_gguf/tools/train_tiny.py`. It is transformers' `BitNetForCausalLM` (model_type `bitnet`,
 the BitNet-b1.58-2B-4T graph: relu² FFN, attn_sub_norm and ffn_sub_norm, NEOX RoPE, tied embeddings) with
 `quantization_config` {{quant_method: bitnet, linear_class: autobitlinear, quantization_mode: online}}: trained
 with quantization on (absmean ternary weights, per-token int8 absmax activations, straight-through estimator),
@@ -411,14 +410,14 @@ absmean gives the ternary model: s = max(mean|W|, 1e-5), t = clamp(round(W/s), -
 
 ```
 {c['command']}
-python -m bitnet_gguf.perplexity_ref models/tiny-shakespeare {c['heldout_rel']} --ctx {c['ppl_ctx']}
+python -m bitnet_gguf.tools.perplexity_ref models/tiny-shakespeare {c['heldout_rel']} --ctx {c['ppl_ctx']}
 ```
 
 `train_tiny` writes the held-out slice to `{c['heldout_rel']}` (git-ignored; the script regenerates it from
 the data file). The same file gives the llama.cpp number:
 
 ```
-llama-perplexity -m tiny-shakespeare-i2_s.gguf -f {c['heldout_rel']} -c {c['ppl_ctx']}
+build/bin/llama-perplexity -m models/tiny-shakespeare/ggml-model-i2_s.gguf -f {c['heldout_rel']} -c {c['ppl_ctx']}
 ```
 
 `perplexity_ref` follows tools/perplexity/perplexity.cpp: the text (one trailing newline dropped) is tokenized
@@ -439,7 +438,7 @@ accumulation order).
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bitnet_gguf.train_tiny", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m bitnet_gguf.tools.train_tiny", description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="plain text file (tinyshakespeare.txt)")
     ap.add_argument("--out", type=Path, required=True, help="output folder for the Hugging Face checkpoint")
     ap.add_argument("--minutes", type=float, default=20.0, help="training time budget; sets the step count (default 20)")
@@ -468,7 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def rel(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(REPO_ROOT))
+        return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
@@ -512,7 +511,8 @@ def run(args: argparse.Namespace, log: Any) -> tuple[torch.nn.Module, TrainResul
         "warmup": settings.warmup, "min_lr": settings.lr * settings.min_lr_ratio, "seed": settings.seed,
         "seconds": result.seconds, "tok_s": result.tokens / result.seconds,
         "final_loss": sum(result.losses[-20:]) / len(result.losses[-20:]), "heldout_rel": rel(args.heldout_out),
-        "command": f"python -m bitnet_gguf.train_tiny --data {args.data} --out {rel(args.out)} --steps {result.steps} --seed {args.seed}",
+        "command": f"python -m bitnet_gguf.tools.train_tiny --data {args.data} --out {rel(args.out)} "
+                   f"--steps {result.steps} --seed {args.seed}",
     }
     if not args.no_eval:
         evaluate(loaded, tokenizer, args, info, log)

@@ -1,0 +1,16 @@
+"""Type ids and sizes of our formats (docs/formats.md §1-2): the one home of every number a GGUF file carries for them."""
+
+from __future__ import annotations
+
+# ggml tensor type of I2_S, as bitnet.cpp writes it (upstream has no type 36)
+GGML_TYPE_I2_S = 36
+QK_I2_S = 128  # elements per block: a tensor must hold a whole number of blocks
+I2_S_TAIL_BYTES = 32  # after the codes: the f32 per-tensor scale, then zeros
+
+# general.file_type by the weight type of a whole file (the converter's --outtype). 40 is what bitnet.cpp writes
+# for I2_S files (upstream's id for MOSTLY_Q1_0; readers tell the two apart by the tensor types, §1).
+LLAMA_FTYPE_I2_S_IN_FILES = 40
+FILE_TYPES: dict[str, int] = {"f32": 0, "f16": 1, "bf16": 32, "i2_s": LLAMA_FTYPE_I2_S_IN_FILES}
+
+# bitnet.cpp's ternary weight types (setup_env.py -q); tl1 and tl2 are not written yet
+TERNARY_TYPES = ("i2_s", "tl1", "tl2")
