@@ -35,9 +35,12 @@ def checkout(what: str) -> Path:
     return CHECKOUT
 
 
+# the patched llama.cpp source setup_env.py unpacks, inside the clone
+SOURCE_SUBDIR = "third_party/llama.cpp"
+
+
 def source_dir() -> Path:
-    """The patched llama.cpp source setup_env.py unpacks."""
-    return checkout("the llama.cpp source") / "third_party" / "llama.cpp"
+    return checkout("the llama.cpp source") / SOURCE_SUBDIR
 
 
 def patches_dir() -> Path:
@@ -51,30 +54,25 @@ def kernels_dir() -> Path:
 BUILD_DIR_HELP = "llama.cpp build folder (default: $BITNET_GGUF_BUILD_DIR, else build/ in the clone)"
 
 
+def _folder(override: str | os.PathLike[str] | None, env_var: str, flag: str, in_checkout: str, what: str) -> Path:
+    """A folder the user may name (flag, else $env_var); otherwise in_checkout relative to the clone."""
+    chosen = override or os.environ.get(env_var)
+    if chosen:
+        return Path(chosen)
+    if CHECKOUT is None:
+        raise BitnetError(f"no {what} located: pass {flag} or set ${env_var} ({in_checkout} of a clone after python setup_env.py)")
+    return CHECKOUT / in_checkout
+
+
 def build_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """--build-dir, else $BITNET_GGUF_BUILD_DIR, else build/ in the checkout."""
-    if override:
-        return Path(override)
-    env = os.environ.get("BITNET_GGUF_BUILD_DIR")
-    if env:
-        return Path(env)
-    if CHECKOUT is None:
-        raise BitnetError("no llama.cpp build located: pass --build-dir or set $BITNET_GGUF_BUILD_DIR "
-                          "(a build made by python setup_env.py in a clone)")
-    return CHECKOUT / "build"
+    return _folder(override, "BITNET_GGUF_BUILD_DIR", "--build-dir", "build", "llama.cpp build")
 
 
 def vocab_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """llama.cpp's vocab GGUFs: --vocab-dir, else $BITNET_GGUF_VOCAB_DIR, else the unpacked source's models/."""
-    if override:
-        return Path(override)
-    env = os.environ.get("BITNET_GGUF_VOCAB_DIR")
-    if env:
-        return Path(env)
-    if CHECKOUT is None:
-        raise BitnetError("no folder of llama.cpp vocab GGUFs located: pass --vocab-dir or set $BITNET_GGUF_VOCAB_DIR "
-                          "(third_party/llama.cpp/models of a clone after python setup_env.py)")
-    return source_dir() / "models"
+    return _folder(override, "BITNET_GGUF_VOCAB_DIR", "--vocab-dir", f"{SOURCE_SUBDIR}/models",
+                   "folder of llama.cpp vocab GGUFs")
 
 
 def vocab_gguf(name: str, override: str | os.PathLike[str] | None = None) -> Path:

@@ -28,15 +28,25 @@ def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def add_shared_options(p: argparse.ArgumentParser, tool: str, template_for: str) -> None:
+    """The options run_inference.py and run_server.py share (model, threads, chat template, build, dry run)."""
+    p.add_argument("-m", "--model", default=str(DEFAULT_MODEL), help=f"GGUF model (default: {DEFAULT_MODEL})")
+    p.add_argument("-t", "--threads", type=int, help=f"threads (default: the physical cores, {physical_cores()} here)")
+    p.add_argument("--chat-template", metavar="NAME|FILE",
+                   help=f"chat template for {template_for}: {', '.join(chat_templates.BUILTIN)}, gguf, or a Jinja file "
+                        "(default: the model's own, else chosen by architecture)")
+    p.add_argument("--build-dir", help=BUILD_DIR_HELP)
+    p.add_argument("--dry-run", action="store_true", help=f"print the {tool} command instead of running it")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_inference.py",
         description="Run a BitNet GGUF on the CPU (bitnet.cpp-compatible flags). "
                     "Options after -- go to llama-completion unchanged.")
-    p.add_argument("-m", "--model", default=str(DEFAULT_MODEL), help=f"GGUF model (default: {DEFAULT_MODEL})")
+    add_shared_options(p, "llama-completion", "-cnv")
     p.add_argument("-p", "--prompt", help="prompt to complete; with -cnv, the system prompt")
     p.add_argument("-n", "--n-predict", type=int, default=128, help="tokens to generate (default: 128; -1 = until end of text)")
-    p.add_argument("-t", "--threads", type=int, help=f"threads (default: the physical cores, {physical_cores()} here)")
     p.add_argument("-c", "--ctx-size", type=int, default=2048, help="context size in tokens (default: 2048)")
     p.add_argument("-temp", "--temperature", type=float, default=0.8, help="sampling temperature, 0 = greedy (default: 0.8)")
     p.add_argument("-b", "--batch-size", type=int, help="logical batch size for prompt processing (llama.cpp default: 2048)")
@@ -46,12 +56,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat-penalty", type=float, help="penalty for repeated tokens (llama.cpp default: 1.0 = off)")
     p.add_argument("-cnv", "--conversation", action="store_true",
                    help="chat interactively; the prompt becomes the system prompt")
-    p.add_argument("--chat-template", metavar="NAME|FILE",
-                   help=f"chat template for -cnv: {', '.join(chat_templates.BUILTIN)}, gguf, or a Jinja file "
-                        "(default: the model's own, else chosen by architecture)")
-    p.add_argument("--build-dir", help=BUILD_DIR_HELP)
     p.add_argument("--quiet", action="store_true", help="no llama.cpp log on stderr, only the text and errors")
-    p.add_argument("--dry-run", action="store_true", help="print the llama-completion command instead of running it")
     return p
 
 

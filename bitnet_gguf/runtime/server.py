@@ -24,10 +24,10 @@ from types import FrameType
 
 from ..errors import BitnetError
 from ..formats.gguf_read import read_metadata
-from ..paths import BUILD_DIR_HELP, build_dir
+from ..paths import build_dir
 from . import chat_templates
-from .inference import split_passthrough
-from .locate import DEFAULT_MODEL, find_tool, resolve_model
+from .inference import add_shared_options, split_passthrough
+from .locate import find_tool, resolve_model
 from .threads import physical_cores
 
 SHUTDOWN_GRACE_S = 15.0  # llama-server finishes the running decode step and exits in ~1-2 s
@@ -38,10 +38,9 @@ def parser() -> argparse.ArgumentParser:
         prog="run_server.py",
         description="Serve a BitNet GGUF over an OpenAI-compatible HTTP API (llama-server, continuous batching). "
                     "Options after -- go to llama-server unchanged.")
-    p.add_argument("-m", "--model", default=str(DEFAULT_MODEL), help=f"GGUF model (default: {DEFAULT_MODEL})")
+    add_shared_options(p, "llama-server", "/v1/chat/completions")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 = every interface)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
-    p.add_argument("-t", "--threads", type=int, help=f"threads (default: the physical cores, {physical_cores()} here)")
     p.add_argument("-c", "--ctx-size", type=int, default=2048,
                    help="KV cache size in tokens, shared by all parallel requests (default: 2048)")
     p.add_argument("-n", "--n-predict", type=int, default=4096,
@@ -49,11 +48,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-np", "--parallel", type=int, default=4, help="requests decoded together (slots; default: 4)")
     p.add_argument("-temp", "--temperature", type=float, default=0.8,
                    help="temperature for requests that set none (default: 0.8)")
-    p.add_argument("--chat-template", metavar="NAME|FILE",
-                   help=f"template for /v1/chat/completions: {', '.join(chat_templates.BUILTIN)}, gguf, or a Jinja file "
-                        "(default: the model's own, else chosen by architecture)")
-    p.add_argument("--build-dir", help=BUILD_DIR_HELP)
-    p.add_argument("--dry-run", action="store_true", help="print the llama-server command instead of running it")
     return p
 
 
