@@ -198,7 +198,10 @@ BITNET_I2S_INLINE __m512i v512_fix3(__m512i z) {
 // products of at most 64*2*128: |lane| <= 512*K < 2^31 for K < 2^22) and one arithmetic shift per
 // lane at the end of the row undoes the scale.
 
-#define V512_PREFETCH 256  // bytes of weights to prefetch ahead in the one-block loop
+// bytes of weights to prefetch ahead in the one-block loop (-D to measure other distances)
+#ifndef BITNET_I2S_V512_PREFETCH
+#    define BITNET_I2S_V512_PREFETCH 256
+#endif
 
 BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                                      const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
@@ -245,7 +248,7 @@ BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, 
         for (; k + 128 <= K; k += 128, p += 32) {
             // measured under DRAM streaming (1 column): +25-40% over the hardware prefetchers alone;
             // a prefetch past the tensor's end is harmless
-            _mm_prefetch((const char *) p + V512_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *) p + BITNET_I2S_V512_PREFETCH, _MM_HINT_T0);
             const __m512i u = v512_fix3(v512_block(p));
             const __m512i l = _mm512_and_si512(u, lo_mask), h = _mm512_and_si512(u, hi_mask);
             BITNET_I2S_UNROLL
