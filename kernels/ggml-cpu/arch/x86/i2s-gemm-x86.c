@@ -198,9 +198,11 @@ BITNET_I2S_INLINE __m512i v512_fix3(__m512i z) {
 // products of at most 64*2*128: |lane| <= 512*K < 2^31 for K < 2^22) and one arithmetic shift per
 // lane at the end of the row undoes the scale.
 
-// bytes of weights to prefetch ahead in the one-block loop (-D to measure other distances)
+// Bytes of weights to prefetch ahead in the one-block loop (-D to measure other distances). About one
+// DRAM latency of one core's stream: 2048 gave tg32 +19 % (2B-4T) and +24 % (7B) over 256 in llama-bench on
+// an Intel Xeon (Emerald Rapids, 2 vCPUs; docs/bench/prefetch-distance.md); 1024 and 4096 were slower.
 #ifndef BITNET_I2S_V512_PREFETCH
-#    define BITNET_I2S_V512_PREFETCH 256
+#    define BITNET_I2S_V512_PREFETCH 2048
 #endif
 
 BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
