@@ -14,3 +14,7 @@ FILE_TYPES: dict[str, int] = {"f32": 0, "f16": 1, "bf16": 32, "i2_s": LLAMA_FTYP
 
 # bitnet.cpp's ternary weight types (setup_env.py -q); tl1 and tl2 are not written yet
 TERNARY_TYPES = ("i2_s", "tl1", "tl2")
+
+# general.file_type of bitnet.cpp's own TL files (its MOSTLY_TL1/TL2; upstream uses 38/39 for MXFP4_MOE/NVFP4,
+# never with a bitnet architecture). Their tensors (types 38 and 39) are refused by our build (docs/formats.md §5).
+BITNET_CPP_TL_FILE_TYPES: dict[int, str] = {38: "TL1", 39: "TL2"}

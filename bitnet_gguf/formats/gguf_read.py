@@ -16,7 +16,8 @@ import gguf
 import numpy as np
 
 from ..errors import BitnetError
-from .constants import GGML_TYPE_I2_S
+from .architectures import BITNET_ARCHS
+from .constants import BITNET_CPP_TL_FILE_TYPES, GGML_TYPE_I2_S
 from .quants import i2s_nbytes
 
 GGUF_MAGIC = b"GGUF"
@@ -97,13 +98,11 @@ class GGUFFile:
 
 
 def read_metadata(path: Path) -> dict[str, Scalar]:
-    """The scalar and string metadata of a GGUF file (arrays such as the token list are left out)."""
-    check_gguf(path)
-    return GGUFFile(path, metadata_only=True).metadata
+    """The scalar and string metadata of a GGUF file (arrays such as the token list are left out).
 
-
-def check_gguf(path: Path) -> None:
-    """Fail with one clear line if `path` is not a GGUF."""
+    Fails with one clear line for what no build of ours can run: a file that is not GGUF, or bitnet.cpp's
+    TL1/TL2 files, whose layout belongs to the bitnet.cpp build that wrote them (docs/formats.md §5).
+    """
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -111,6 +110,18 @@ def check_gguf(path: Path) -> None:
         raise BitnetError(f"cannot read {path}: {e.strerror or e}") from None
     if magic != GGUF_MAGIC:
         raise BitnetError(f"{path} is not a GGUF file (wrong magic); convert the model with python setup_env.py -md MODEL_DIR")
+    meta = GGUFFile(path, metadata_only=True).metadata
+    file_type = meta.get("general.file_type")
+    if file_type in BITNET_CPP_TL_FILE_TYPES and meta.get("general.architecture") in BITNET_ARCHS:
+        raise BitnetError(f"{path} is a bitnet.cpp {BITNET_CPP_TL_FILE_TYPES[file_type]} file, a layout tied to the "
+                          "bitnet.cpp build that wrote it; use an I2_S file instead "
+                          "(python setup_env.py -md MODEL_DIR -q i2_s, or the model's I2_S GGUF)")
+    return meta
+
+
+def check_gguf(path: Path) -> None:
+    """Fail with one clear line if `path` is not a GGUF that our build can run (see read_metadata)."""
+    read_metadata(path)
 
 
 def _read(f: BinaryIO, n: int) -> bytes:
