@@ -7,6 +7,14 @@ GGML_TYPE_I2_S = 36
 QK_I2_S = 128  # elements per block: a tensor must hold a whole number of blocks
 I2_S_TAIL_BYTES = 32  # after the codes: the f32 per-tensor scale, then zeros
 
+# Lookup-table layouts (docs/formats.md §5). TL1 keeps bitnet.cpp's id 38 (free upstream); TL2 cannot take
+# bitnet.cpp's 39 (upstream's MXFP4), so it takes 43, the first id after upstream's GGML_TYPE_COUNT at our pin.
+GGML_TYPE_TL1 = 38
+GGML_TYPE_TL2 = 43
+TL1_TILE_ROWS = 32  # rows per tile; one 16-byte vector of 4-bit indices covers a tile's rows for one pair
+TL2_TILE_ROWS = 64  # rows per tile; one 64-byte vector of indices covers a tile's rows for one group
+TL2_CHUNK_GROUPS = 8  # groups of 3 weights per chunk: 4 x 64 index bytes, then 8 x 8 sign bytes (320 bytes)
+
 # general.file_type by the weight type of a whole file (the converter's --outtype). 40 is what bitnet.cpp writes
 # for I2_S files (upstream's id for MOSTLY_Q1_0; readers tell the two apart by the tensor types, §1).
 LLAMA_FTYPE_I2_S_IN_FILES = 40

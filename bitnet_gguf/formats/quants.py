@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import I2_S_TAIL_BYTES, QK_I2_S
+from .constants import I2_S_TAIL_BYTES, QK_I2_S, TL1_TILE_ROWS, TL2_CHUNK_GROUPS, TL2_TILE_ROWS
 
 
 class I2SFormatError(ValueError):
@@ -91,3 +91,144 @@ class I2S:
     def dequantize(data: np.ndarray, n_elements: int) -> np.ndarray:
         t, scale = I2S.unpack(data, n_elements)
         return t.astype(np.float32) * np.float32(scale)
+
+
+# ---- lookup-table layouts (docs/formats.md §5) ------------------------------------------------------------
+# Both keep I2_S's per-tensor scale in the same 32-byte tail; rows are padded to whole tiles and K to whole
+# groups with zero weights (a zero weight adds nothing, whatever the activation it meets).
+
+
+def _scale_tail(scale: float) -> np.ndarray:
+    tail = np.zeros(I2_S_TAIL_BYTES, dtype=np.uint8)
+    tail[:4] = np.frombuffer(np.float32(scale).astype("<f4").tobytes(), dtype=np.uint8)
+    return tail
+
+
+def _read_tail(data: np.ndarray, body: int, what: str) -> float:
+    if data.size != body + I2_S_TAIL_BYTES:
+        raise I2SFormatError(f"{what} data must be {body + I2_S_TAIL_BYTES} bytes, got {data.size}")
+    return float(data[body:body + 4].view("<f4")[0])
+
+
+def _padded(t: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    t = np.asarray(t)
+    if t.ndim != 2:
+        raise I2SFormatError(f"a lookup-table layout needs a 2-D weight, got shape {t.shape}")
+    if t.size and (t.min() < -1 or t.max() > 1):
+        raise I2SFormatError("ternary values must be in {-1, 0, 1}")
+    out = np.zeros((rows, cols), dtype=np.int16)
+    out[: t.shape[0], : t.shape[1]] = t
+    return out
+
+
+def _up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+class TL1:
+    """Pairs of weights along K: index 3*w0 + w1 + 4 (0..8) in 4 bits, tiles of 32 rows.
+
+    For tile T and pair p (weights 2p, 2p+1 of a row) 16 bytes: byte i holds the index of row 32T + i in its low
+    nibble and of row 32T + 16 + i in its high nibble. 2 bits per weight.
+    """
+
+    @staticmethod
+    def nbytes(rows: int, cols: int) -> int:
+        return _up(rows, TL1_TILE_ROWS) * _up(cols, 2) // 4 + I2_S_TAIL_BYTES
+
+    @staticmethod
+    def pack(t: np.ndarray, scale: float) -> np.ndarray:
+        m, k = np.shape(t)
+        mp, kp = _up(m, TL1_TILE_ROWS), _up(k, 2)
+        w = _padded(t, mp, kp).reshape(mp, kp // 2, 2)
+        idx = (3 * w[..., 0] + w[..., 1] + 4).astype(np.uint8)  # [rows, pairs]
+        tiles = idx.reshape(mp // TL1_TILE_ROWS, 2, 16, kp // 2)  # [tile, half, i, pair]
+        packed = (tiles[:, 0] | (tiles[:, 1] << 4)).transpose(0, 2, 1)  # [tile, pair, i]
+        return np.concatenate([packed.reshape(-1), _scale_tail(scale)])
+
+    @staticmethod
+    def indices(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, float]:
+        """(index [tile, pair, row in tile] as int16, scale): the stored fields, as a kernel reads them."""
+        data = np.asarray(data, dtype=np.uint8).reshape(-1)
+        mp, kp = _up(rows, TL1_TILE_ROWS), _up(cols, 2)
+        scale = _read_tail(data, TL1.nbytes(rows, cols) - I2_S_TAIL_BYTES, "TL1")
+        b = data[: mp * kp // 4].reshape(mp // TL1_TILE_ROWS, kp // 2, 16)
+        idx = np.concatenate([b & 15, b >> 4], axis=2).astype(np.int16)
+        if np.any(idx > 8):
+            raise I2SFormatError("TL1 index above 8")
+        return idx, scale
+
+    @staticmethod
+    def unpack(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, float]:
+        idx, scale = TL1.indices(data, rows, cols)
+        idx = idx.transpose(0, 2, 1).reshape(-1, idx.shape[1])  # [row, pair]
+        w = np.stack([idx // 3 - 1, idx % 3 - 1], axis=-1).reshape(idx.shape[0], -1)
+        return w[:rows, :cols].astype(np.int8), scale
+
+
+def tl2_lane_rows() -> np.ndarray:
+    """Row (within a 64-row tile) of each of the 64 sign bits of a TL2 group: the order in which x86's
+    unpack{lo,hi}_epi8 of the looked-up low and high bytes lays out the int16 lanes, so a kernel loads the
+    bits straight into mask registers. Bit i < 32 is row 16*(i//8) + i%8, bit 32 + i is row 16*(i//8) + 8 + i%8."""
+    i = np.arange(32)
+    base = 16 * (i // 8) + i % 8
+    return np.concatenate([base, base + 8])
+
+
+class TL2:
+    """Groups of 3 weights along K: v = 9*w0 + 3*w1 + w2 in [-13, 13] as a 4-bit |v| and a sign bit, tiles of
+    64 rows, chunks of 8 groups. 5 bits per 3 weights (1.67 bits per weight).
+
+    For tile T and chunk c (groups 8c .. 8c+7) 320 bytes: 4 x 64 index bytes (pair j, row r: |v| of group 8c+2j in
+    the low nibble, of group 8c+2j+1 in the high nibble), then 8 x 8 sign bytes (group 8c+g: a little-endian 64-bit
+    word whose bit i is set when v < 0 in row tl2_lane_rows()[i]).
+    """
+
+    @staticmethod
+    def groups(cols: int) -> int:
+        return _up(-(-cols // 3), TL2_CHUNK_GROUPS)
+
+    @staticmethod
+    def nbytes(rows: int, cols: int) -> int:
+        return _up(rows, TL2_TILE_ROWS) // TL2_TILE_ROWS * TL2.groups(cols) // TL2_CHUNK_GROUPS * 320 + I2_S_TAIL_BYTES
+
+    @staticmethod
+    def pack(t: np.ndarray, scale: float) -> np.ndarray:
+        m, k = np.shape(t)
+        mp, g = _up(m, TL2_TILE_ROWS), TL2.groups(k)
+        w = _padded(t, mp, 3 * g).reshape(mp, g, 3)
+        v = 9 * w[..., 0] + 3 * w[..., 1] + w[..., 2]  # [rows, groups]
+        n_tiles, n_chunks = mp // TL2_TILE_ROWS, g // TL2_CHUNK_GROUPS
+        mag = np.abs(v).astype(np.uint8).reshape(n_tiles, TL2_TILE_ROWS, n_chunks, TL2_CHUNK_GROUPS)
+        mag = mag.transpose(0, 2, 3, 1)  # [tile, chunk, group, row]
+        index = mag[:, :, 0::2] | (mag[:, :, 1::2] << 4)  # [tile, chunk, pair, row]
+        neg = (v < 0).reshape(n_tiles, TL2_TILE_ROWS, n_chunks, TL2_CHUNK_GROUPS).transpose(0, 2, 3, 1)
+        signs = np.packbits(neg[..., tl2_lane_rows()], axis=-1, bitorder="little")  # [tile, chunk, group, 8]
+        chunks = np.concatenate([index.reshape(n_tiles, n_chunks, -1), signs.reshape(n_tiles, n_chunks, -1)], axis=-1)
+        return np.concatenate([chunks.reshape(-1), _scale_tail(scale)])
+
+    @staticmethod
+    def fields(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(|v| [tile, group, row in tile] as int16, negative [same shape] as bool, scale): the stored fields,
+        as a kernel reads them."""
+        data = np.asarray(data, dtype=np.uint8).reshape(-1)
+        mp, g = _up(rows, TL2_TILE_ROWS), TL2.groups(cols)
+        scale = _read_tail(data, TL2.nbytes(rows, cols) - I2_S_TAIL_BYTES, "TL2")
+        n_tiles, n_chunks = mp // TL2_TILE_ROWS, g // TL2_CHUNK_GROUPS
+        chunks = data[: n_tiles * n_chunks * 320].reshape(n_tiles, n_chunks, 320)
+        index = chunks[..., :256].reshape(n_tiles, n_chunks, 4, TL2_TILE_ROWS)
+        mag = np.stack([index & 15, index >> 4], axis=3).reshape(n_tiles, g, TL2_TILE_ROWS).astype(np.int16)
+        if np.any(mag > 13):
+            raise I2SFormatError("TL2 index above 13")
+        bits = np.unpackbits(chunks[..., 256:].reshape(n_tiles, g, 8), axis=-1, bitorder="little")
+        neg = np.empty(bits.shape, dtype=bool)
+        neg[..., tl2_lane_rows()] = bits == 1
+        return mag, neg, scale
+
+    @staticmethod
+    def unpack(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, float]:
+        mag, neg, scale = TL2.fields(data, rows, cols)
+        v = np.where(neg, -mag, mag).transpose(0, 2, 1).reshape(-1, mag.shape[1]) + 13  # [row, group], 0..26
+        w = np.stack([v // 9 - 1, v // 3 % 3 - 1, v % 3 - 1], axis=-1).reshape(v.shape[0], -1)
+        return w[:rows, :cols].astype(np.int8), scale
+
