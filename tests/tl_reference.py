@@ -31,9 +31,7 @@ def tl2_tables(q: np.ndarray, groups: int) -> np.ndarray:
     a[: q.size] = q
     a = a.reshape(groups, 3)
     e = np.zeros((groups, 16), dtype=np.int32)
-    for mag in range(14):
-        w0, w1, w2 = (mag + 13) // 9 - 1, (mag + 13) // 3 % 3 - 1, (mag + 13) % 3 - 1
-        e[:, mag] = w0 * a[:, 0] + w1 * a[:, 1] + w2 * a[:, 2]
+    e[:, :14] = a @ TL2.weights_of(np.arange(14)).T.astype(np.int32)
     return e.astype(np.int16)
 
 
@@ -60,8 +58,7 @@ def tl1_matmul_int(data: np.ndarray, rows: int, cols: int, q: np.ndarray) -> np.
         a[:cols] = qc
         a = a.reshape(pairs, 2)
         e = np.zeros((pairs, 16), dtype=np.int32)
-        for i in range(9):
-            e[:, i] = (i // 3 - 1) * a[:, 0] + (i % 3 - 1) * a[:, 1]
+        e[:, :9] = a @ TL1.weights_of(np.arange(9)).T.astype(np.int32)
         parts = e.astype(np.int16)[np.arange(pairs)[None, :, None], idx].transpose(0, 2, 1)
         out[c] = _int16_block_sums(parts, TL1_BLOCK_PAIRS).reshape(-1)[:rows]
     return out

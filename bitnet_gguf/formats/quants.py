@@ -48,6 +48,25 @@ def absmean_ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
     return t, float(scale)
 
 
+def _check_ternary(t: np.ndarray, what: str) -> None:
+    if t.size and (t.min() < -1 or t.max() > 1):
+        raise I2SFormatError(f"{what} values must be in {{-1, 0, 1}}")
+
+
+def _scale_tail(scale: float) -> np.ndarray:
+    """The 32-byte tail every ternary format here ends with: the f32 per-tensor scale, then zeros."""
+    tail = np.zeros(I2_S_TAIL_BYTES, dtype=np.uint8)
+    tail[:4] = np.frombuffer(np.float32(scale).astype("<f4").tobytes(), dtype=np.uint8)
+    return tail
+
+
+def _read_tail(data: np.ndarray, body: int, what: str) -> float:
+    """The scale of data whose codes take `body` bytes, after checking the whole size."""
+    if data.size != body + I2_S_TAIL_BYTES:
+        raise I2SFormatError(f"{what} must be {body + I2_S_TAIL_BYTES} bytes, got {data.size}")
+    return float(data[body:body + 4].view("<f4")[0])
+
+
 class I2S:
     """Whole-tensor quantize/dequantize of I2_S (the scale is per tensor, so there is no per-row form)."""
 
@@ -58,14 +77,11 @@ class I2S:
         n = flat.size
         if n % QK_I2_S != 0:
             raise I2SFormatError(f"I2_S needs a multiple of {QK_I2_S} elements, got {n}")
-        if flat.size and (flat.min() < -1 or flat.max() > 1):
-            raise I2SFormatError("I2_S values must be in {-1, 0, 1}")
+        _check_ternary(flat, "I2_S")
         codes = (flat.astype(np.int16) + 1).astype(np.uint8).reshape(-1, 4, 32)  # [block, group, byte]
         shifts = np.array([6, 4, 2, 0], dtype=np.uint8).reshape(1, 4, 1)
         packed = np.bitwise_or.reduce(codes << shifts, axis=1).astype(np.uint8).reshape(-1)
-        tail = np.zeros(I2_S_TAIL_BYTES, dtype=np.uint8)
-        tail[:4] = np.frombuffer(np.float32(scale).astype("<f4").tobytes(), dtype=np.uint8)
-        return np.concatenate([packed, tail])
+        return np.concatenate([packed, _scale_tail(scale)])
 
     @staticmethod
     def quantize(w: np.ndarray) -> np.ndarray:
@@ -76,15 +92,13 @@ class I2S:
     def unpack(data: np.ndarray, n_elements: int) -> tuple[np.ndarray, float]:
         """Return (ternary values as int8 of n_elements, scale). Code 3 reads as 0."""
         data = np.asarray(data, dtype=np.uint8).reshape(-1)
-        if data.size != i2s_nbytes(n_elements):
-            raise I2SFormatError(f"I2_S data of {n_elements} elements must be {i2s_nbytes(n_elements)} bytes, got {data.size}")
+        scale = _read_tail(data, n_elements // 4, f"I2_S data of {n_elements} elements")
         if n_elements % QK_I2_S != 0:
             raise I2SFormatError(f"I2_S needs a multiple of {QK_I2_S} elements, got {n_elements}")
         q = data[: n_elements // 4].reshape(-1, 1, 32)
         shifts = np.array([6, 4, 2, 0], dtype=np.uint8).reshape(1, 4, 1)
         codes = ((q >> shifts) & 3).reshape(-1)
         values = np.array([-1, 0, 1, 0], dtype=np.int8)[codes]
-        scale = float(data[n_elements // 4 : n_elements // 4 + 4].view("<f4")[0])
         return values, scale
 
     @staticmethod
@@ -98,24 +112,11 @@ class I2S:
 # groups with zero weights (a zero weight adds nothing, whatever the activation it meets).
 
 
-def _scale_tail(scale: float) -> np.ndarray:
-    tail = np.zeros(I2_S_TAIL_BYTES, dtype=np.uint8)
-    tail[:4] = np.frombuffer(np.float32(scale).astype("<f4").tobytes(), dtype=np.uint8)
-    return tail
-
-
-def _read_tail(data: np.ndarray, body: int, what: str) -> float:
-    if data.size != body + I2_S_TAIL_BYTES:
-        raise I2SFormatError(f"{what} data must be {body + I2_S_TAIL_BYTES} bytes, got {data.size}")
-    return float(data[body:body + 4].view("<f4")[0])
-
-
 def _padded(t: np.ndarray, rows: int, cols: int) -> np.ndarray:
     t = np.asarray(t)
     if t.ndim != 2:
         raise I2SFormatError(f"a lookup-table layout needs a 2-D weight, got shape {t.shape}")
-    if t.size and (t.min() < -1 or t.max() > 1):
-        raise I2SFormatError("ternary values must be in {-1, 0, 1}")
+    _check_ternary(t, "ternary")
     out = np.zeros((rows, cols), dtype=np.int16)
     out[: t.shape[0], : t.shape[1]] = t
     return out
@@ -147,11 +148,17 @@ class TL1:
         return np.concatenate([packed.reshape(-1), _scale_tail(scale)])
 
     @staticmethod
+    def weights_of(index: np.ndarray) -> np.ndarray:
+        """The pair (w0, w1) each index 0..8 stands for, as [..., 2]."""
+        index = np.asarray(index, dtype=np.int16)
+        return np.stack([index // 3 - 1, index % 3 - 1], axis=-1)
+
+    @staticmethod
     def indices(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, float]:
         """(index [tile, pair, row in tile] as int16, scale): the stored fields, as a kernel reads them."""
         data = np.asarray(data, dtype=np.uint8).reshape(-1)
         mp, kp = _up(rows, TL1_TILE_ROWS), _up(cols, 2)
-        scale = _read_tail(data, TL1.nbytes(rows, cols) - I2_S_TAIL_BYTES, "TL1")
+        scale = _read_tail(data, TL1.nbytes(rows, cols) - I2_S_TAIL_BYTES, "TL1 data")
         b = data[: mp * kp // 4].reshape(mp // TL1_TILE_ROWS, kp // 2, 16)
         idx = np.concatenate([b & 15, b >> 4], axis=2).astype(np.int16)
         if np.any(idx > 8):
@@ -162,7 +169,7 @@ class TL1:
     def unpack(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, float]:
         idx, scale = TL1.indices(data, rows, cols)
         idx = idx.transpose(0, 2, 1).reshape(-1, idx.shape[1])  # [row, pair]
-        w = np.stack([idx // 3 - 1, idx % 3 - 1], axis=-1).reshape(idx.shape[0], -1)
+        w = TL1.weights_of(idx).reshape(idx.shape[0], -1)
         return w[:rows, :cols].astype(np.int8), scale
 
 
@@ -183,6 +190,12 @@ class TL2:
     the low nibble, of group 8c+2j+1 in the high nibble), then 8 x 8 sign bytes (group 8c+g: a little-endian 64-bit
     word whose bit i is set when v < 0 in row tl2_lane_rows()[i]).
     """
+
+    @staticmethod
+    def weights_of(v: np.ndarray) -> np.ndarray:
+        """The three weights (w0, w1, w2) each signed group value v in [-13, 13] stands for, as [..., 3]."""
+        d = np.asarray(v, dtype=np.int16) + 13  # base-3 digits of w + 1
+        return np.stack([d // 9 - 1, d // 3 % 3 - 1, d % 3 - 1], axis=-1)
 
     @staticmethod
     def groups(cols: int) -> int:
@@ -213,7 +226,7 @@ class TL2:
         as a kernel reads them."""
         data = np.asarray(data, dtype=np.uint8).reshape(-1)
         mp, g = _up(rows, TL2_TILE_ROWS), TL2.groups(cols)
-        scale = _read_tail(data, TL2.nbytes(rows, cols) - I2_S_TAIL_BYTES, "TL2")
+        scale = _read_tail(data, TL2.nbytes(rows, cols) - I2_S_TAIL_BYTES, "TL2 data")
         n_tiles, n_chunks = mp // TL2_TILE_ROWS, g // TL2_CHUNK_GROUPS
         chunks = data[: n_tiles * n_chunks * 320].reshape(n_tiles, n_chunks, 320)
         index = chunks[..., :256].reshape(n_tiles, n_chunks, 4, TL2_TILE_ROWS)
@@ -228,7 +241,7 @@ class TL2:
     @staticmethod
     def unpack(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, float]:
         mag, neg, scale = TL2.fields(data, rows, cols)
-        v = np.where(neg, -mag, mag).transpose(0, 2, 1).reshape(-1, mag.shape[1]) + 13  # [row, group], 0..26
-        w = np.stack([v // 9 - 1, v // 3 % 3 - 1, v % 3 - 1], axis=-1).reshape(v.shape[0], -1)
+        v = np.where(neg, -mag, mag).transpose(0, 2, 1).reshape(-1, mag.shape[1])  # [row, group]
+        w = TL2.weights_of(v).reshape(v.shape[0], -1)
         return w[:rows, :cols].astype(np.int8), scale
 
