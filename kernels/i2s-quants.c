@@ -12,28 +12,22 @@ float bitnet_i2s_scale(const void * data, int64_t n) {
     return s;
 }
 
-static int ternary_code(float x, float inv_scale, bool exact_ternary) {
+static int ternary_of(float x, float inv_scale, bool exact_ternary) {
     if (exact_ternary) {
-        return x > 0.0f ? 2 : (x < 0.0f ? 0 : 1);
+        return x > 0.0f ? 1 : (x < 0.0f ? -1 : 0);
     }
     float t = nearbyintf(x * inv_scale);
     t = t > 1.0f ? 1.0f : (t < -1.0f ? -1.0f : t);
-    return (int) t + 1;
+    return (int) t;
 }
 
-size_t bitnet_i2s_quantize(const float * x, void * dst, int64_t n) {
-    if (n % BITNET_I2S_QK != 0) {
-        fprintf(stderr, "%s: I2_S needs a multiple of %d elements, got %lld\n",
-                __func__, BITNET_I2S_QK, (long long) n);
-        abort();
-    }
-
+float bitnet_ternarize(const float * x, int64_t n, int8_t * t) {
     float amax = 0.0f;
     double asum = 0.0;
     for (int64_t i = 0; i < n; ++i) {
         const float a = fabsf(x[i]);
         amax = a > amax ? a : amax;
-        asum += a;
+        asum += (double) a;
     }
 
     // a tensor that is already s*{-1,0,1} (e.g. an f32 GGUF of a ternarized model) keeps s;
@@ -55,14 +49,32 @@ size_t bitnet_i2s_quantize(const float * x, void * dst, int64_t n) {
         scale = mean > 1e-5f ? mean : 1e-5f;
         inv_scale = 1.0f / scale;
     }
+    for (int64_t i = 0; i < n; ++i) {
+        t[i] = (int8_t) ternary_of(x[i], inv_scale, exact_ternary);
+    }
+    return scale;
+}
+
+size_t bitnet_i2s_quantize(const float * x, void * dst, int64_t n) {
+    if (n % BITNET_I2S_QK != 0) {
+        fprintf(stderr, "%s: I2_S needs a multiple of %d elements, got %lld\n",
+                __func__, BITNET_I2S_QK, (long long) n);
+        abort();
+    }
+    int8_t * t = (int8_t *) malloc((size_t) n);
+    if (t == NULL) {
+        fprintf(stderr, "%s: out of memory for %lld elements\n", __func__, (long long) n);
+        abort();
+    }
+    const float scale = bitnet_ternarize(x, n, t);
 
     uint8_t * q = (uint8_t *) dst;
     memset(q, 0, (size_t) (n / 4) + BITNET_I2S_TAIL_SIZE);
     for (int64_t g = 0; g < n; ++g) {
         const int64_t e = g % BITNET_I2S_QK;
-        const int code = ternary_code(x[g], inv_scale, exact_ternary);
-        q[(g / BITNET_I2S_QK) * BITNET_I2S_BLOCK_SIZE + (e % 32)] |= (uint8_t) (code << (6 - 2 * (e / 32)));
+        q[(g / BITNET_I2S_QK) * BITNET_I2S_BLOCK_SIZE + (e % 32)] |= (uint8_t) ((t[g] + 1) << (6 - 2 * (e / 32)));
     }
+    free(t);
     memcpy(q + n / 4, &scale, sizeof(scale));
     return (size_t) (n / 4) + BITNET_I2S_TAIL_SIZE;
 }

@@ -29,9 +29,12 @@ static inline int bitnet_i2s_ternary(int code) {
 // the per-tensor scale of an I2_S tensor of n elements
 float bitnet_i2s_scale(const void * data, int64_t n);
 
-// Quantize n floats (a whole tensor) to I2_S; returns n/4 + 32.
+// The ternary rule of every bitnet type: t[i] in {-1, 0, 1} for n floats (a whole tensor); returns the scale.
 // Already-ternary input (every |x| is 0 or the tensor's max) keeps its magnitude exactly;
 // anything else is ternarized with absmean (s = max(mean|x|, 1e-5), t = clamp(round_half_even(x * (1/s)), -1, 1)).
+float bitnet_ternarize(const float * x, int64_t n, int8_t * t);
+
+// Quantize n floats (a whole tensor) to I2_S with bitnet_ternarize; returns n/4 + 32.
 // n must be a multiple of BITNET_I2S_QK (the format cannot hold a partial last block).
 size_t bitnet_i2s_quantize(const float * x, void * dst, int64_t n);
 

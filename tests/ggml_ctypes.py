@@ -61,6 +61,8 @@ class Ggml:
         b.ggml_get_type_traits.argtypes = [C.c_int]
         b.ggml_type_name.restype = C.c_char_p
         b.ggml_type_name.argtypes = [C.c_int]
+        b.ggml_validate_row_data.restype = C.c_bool
+        b.ggml_validate_row_data.argtypes = [C.c_int, C.c_void_p, C.c_size_t]
         c.ggml_graph_compute_with_ctx.restype = C.c_int
         c.ggml_graph_compute_with_ctx.argtypes = [C.c_void_p, C.c_void_p, C.c_int]
         c.ggml_cpu_init()
@@ -73,10 +75,23 @@ class Ggml:
         """Make the I2_S dispatch read $BITNET_I2S_KERNEL again (it reads it once per process); the chosen kernel."""
         return self.cpu.bitnet_i2s_kernel_reload()[0].decode()
 
+    def validate(self, gtype: int, data: np.ndarray) -> bool:
+        """ggml_validate_row_data over a whole tensor's bytes (what llama.cpp runs with --check-tensors)."""
+        data = np.ascontiguousarray(data, dtype=np.uint8)
+        return bool(self.base.ggml_validate_row_data(gtype, data.ctypes.data, data.nbytes))
+
+    def nbytes(self, gtype: int, ne0: int, ne1: int) -> int:
+        """ggml_nbytes of a 2-D tensor (whole-tensor types such as TL2 are not rows x row size)."""
+        ctx = self.base.ggml_init(InitParams(1 << 16, None, True))
+        try:
+            return int(self.base.ggml_nbytes(self.base.ggml_new_tensor_2d(ctx, gtype, ne0, ne1)))
+        finally:
+            self.base.ggml_free(ctx)
+
     def quantize(self, gtype: int, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         rows, cols = x.shape
-        out = np.zeros(rows * self.base.ggml_row_size(gtype, cols) + 64, dtype=np.uint8)
+        out = np.zeros(self.nbytes(gtype, cols, rows) + 64, dtype=np.uint8)
         n = self.base.ggml_quantize_chunk(gtype, x.ctypes.data, out.ctypes.data, 0, rows, cols, None)
         return out[:n].copy()
 

@@ -22,6 +22,12 @@ def i2s_matmul(data: np.ndarray, k: int, m: int, x: np.ndarray) -> tuple[np.ndar
     Returns (integer dot products [n, m] as int64, float outputs [n, m]) with y = dot / s_a * s_w in float32.
     """
     t, sw = I2S.unpack(data, m * k)
+    return ternary_matmul(t.reshape(m, k), sw, x)
+
+
+def ternary_matmul(t: np.ndarray, sw: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same for ternary weights t [m, k] with per-tensor scale sw (what every bitnet type stores)."""
+    m, k = t.shape
     q, sa = quantize_activations(x)
     dot = q.astype(np.int64) @ t.reshape(m, k).astype(np.int64).T
     y = (dot.astype(np.float32) / sa[:, None]) * np.float32(sw)

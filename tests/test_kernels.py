@@ -26,7 +26,8 @@ IS_ARM64 = platform.machine().lower() in ("aarch64", "arm64")
 
 
 def sources(arch: str) -> list[str]:
-    files = [*sorted((CPU / "generic").glob("*.c")), CPU / "i2s-dispatch.c", *sorted((CPU / "arch" / arch).glob("*.c"))]
+    """The I2_S kernel sources (the TL formats' tests build their own: test_tl1_kernels.py, test_tl2_kernels.py)."""
+    files = [*sorted((CPU / "generic").glob("i2s-*.c")), CPU / "i2s-dispatch.c", *sorted((CPU / "arch" / arch).glob("i2s-*.c"))]
     return [str(f) for f in files]
 
 

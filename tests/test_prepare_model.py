@@ -8,11 +8,14 @@ import shutil
 from argparse import Namespace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bitnet_gguf.errors import BitnetError
+from bitnet_gguf.formats.constants import FILE_TYPES, TL1_LAYOUT, TL1_LAYOUT_KEY, TL2_LAYOUT, TL2_LAYOUT_KEY
+from bitnet_gguf.formats.quants import I2S, TL1, TL2
 from bitnet_gguf.setup.hub import KNOWN_REPOS, model_name
-from bitnet_gguf.setup.prepare_model import prepare_model
+from bitnet_gguf.setup.prepare_model import check_quant_type, cpu_family, prepare_model
 from bitnet_gguf.synthetic.hf_model import generate_model
 
 from .gguf_read import read_gguf
@@ -58,10 +61,32 @@ def test_embedding_is_q6_k(ckpt: Path, tmp_path: Path, quant_embd: bool) -> None
     assert "embedding q6_k" in log.getvalue()
 
 
-@pytest.mark.parametrize("qt", ["tl1", "tl2"])
-def test_tl_types_not_supported_yet(ckpt: Path, qt: str) -> None:
-    with pytest.raises(BitnetError, match=f"-q {qt} is not supported yet; use i2_s"):
-        prepare_model(_args(model_dir=str(ckpt), quant_type=qt), io.StringIO())
+@pytest.mark.parametrize(("qt", "machine", "hint"), [("tl1", "x86_64", "use -q tl2 or i2_s"), ("tl2", "aarch64", "use -q tl1 or i2_s"),
+                                                    ("tl2", "riscv64", "use -q i2_s")])
+def test_tl_type_of_another_cpu_family_refused(qt: str, machine: str, hint: str) -> None:
+    """bitnet.cpp's pairing (TL1 on ARM, TL2 on x86), refused in one line before anything is built."""
+    with pytest.raises(BitnetError, match=f"-q {qt} is the lookup-table layout for .* CPUs and this one is {machine}: {hint}"):
+        check_quant_type(qt, machine)
+    check_quant_type("i2_s", machine)
+    check_quant_type({"tl1": "tl2", "tl2": "tl1"}[qt], {"tl1": "x86_64", "tl2": "aarch64"}[qt])
+
+
+def test_md_converts_to_this_cpus_tl_type(ckpt: Path, tmp_path: Path) -> None:
+    """-q tl2 (x86) / tl1 (ARM) writes the same ternary weights and scales as -q i2_s, in the TL layout."""
+    qt = {"x86": "tl2", "arm": "tl1"}.get(cpu_family())
+    if qt is None:
+        pytest.skip("no lookup-table type for this CPU family")
+    d = shutil.copytree(ckpt, tmp_path / "m")
+    meta, tl = read_gguf(prepare_model(_args(model_dir=str(d), quant_type=qt), io.StringIO()))
+    _, i2s = read_gguf(prepare_model(_args(model_dir=str(d)), io.StringIO()))
+    fmt, key, value = (TL2, TL2_LAYOUT_KEY, TL2_LAYOUT) if qt == "tl2" else (TL1, TL1_LAYOUT_KEY, TL1_LAYOUT)
+    assert meta[key] == value and meta["general.file_type"] == FILE_TYPES[qt]
+    name = "blk.0.ffn_down.weight"
+    cols, rows = i2s[name].ne
+    assert tl[name].ggml_type == {"tl1": 38, "tl2": 43}[qt]
+    t_tl, s_tl = fmt.unpack(tl[name].data, rows, cols)
+    t_i2s, s_i2s = I2S.unpack(i2s[name].data, rows * cols)
+    assert s_tl == s_i2s and np.array_equal(t_tl, t_i2s.reshape(rows, cols))
 
 
 def test_md_without_checkpoint(tmp_path: Path) -> None:

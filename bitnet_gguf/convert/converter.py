@@ -1,7 +1,7 @@
-"""`bitnet-gguf convert`: a Hugging Face BitNet checkpoint folder -> one GGUF file (f32/f16/bf16/i2_s).
+"""`bitnet-gguf convert`: a Hugging Face BitNet checkpoint folder -> one GGUF file (f32/f16/bf16/i2_s/tl2).
 
-I2_S is packed here in numpy (formats.quants.I2S), not by a llama-quantize round trip, so conversion needs no
-build and never passes through a 4x larger f32 file.
+I2_S and TL2 are packed here in numpy (formats.quants), not by a llama-quantize round trip, so conversion needs
+no build and never passes through a 4x larger f32 file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import BitnetError, check_choice
 from ..fileio import atomic_output
 from ..formats.constants import FILE_TYPES
+from ..formats.gguf_write import add_layout_keys
 from ..formats.safetensors_reader import SafetensorsReader
 from .checkpoint import ModelConfig, load_config
 from .tensor_plan import EMBD_TYPES, NOT_YET_EMBD, OutTensor, TensorPlanner, default_embd_type
@@ -73,6 +74,7 @@ def _write_metadata(writer: gguf.GGUFWriter, cfg: ModelConfig, vocab: Vocabulary
         elif kind == "llama3" and cfg.arch.gguf_arch != "llama":
             raise BitnetError(f"{cfg.config_path}: llama3 rope scaling is only supported for LlamaForCausalLM")
     writer.add_file_type(FILE_TYPES[outtype])
+    add_layout_keys(writer, outtype)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     vocab.add_to(writer)
 

@@ -17,9 +17,9 @@ import numpy as np
 from ..errors import BitnetError
 from ..formats.architectures import GGUF_SUB_NORMS, IGNORED, LAYER_NORMS, projections, sub_norm_sizes
 from ..formats.constants import QK_I2_S
-from ..formats.gguf_write import I2_S_RAW
+from ..formats.gguf_write import TERNARY_GGUF_TYPES
 from ..formats.kquants import Q6K
-from ..formats.quants import I2S, absmean_ternarize, i2s_nbytes
+from ..formats.quants import absmean_ternarize
 from ..formats.safetensors_reader import FLOAT_DTYPES, SafetensorsReader
 from .checkpoint import ModelConfig
 from .ternary import check_ternary_values, scale_from_weight_scale, unpack_rows
@@ -36,11 +36,11 @@ NOT_YET_EMBD = ("q5_k", "q4_k", "q3_k", "q2_k")
 def default_embd_type(outtype: str, row_length: int) -> str:
     """token_embd / output type when --embd-type is not given.
 
-    Float outtypes keep their own type. I2_S files get Q6_K, llama-quantize's I2_S default here: the embedding
+    Float outtypes keep their own type. Ternary files get Q6_K, llama-quantize's I2_S default here: the embedding
     is also the lm_head that generation reads whole every token, and Q6_K makes tg ~40 % faster than F16 with no
     measurable perplexity change (docs/bench/README.md). Rows that Q6_K's 256-blocks do not fit get Q8_0, or F16.
     """
-    if outtype != "i2_s":
+    if outtype not in TERNARY_GGUF_TYPES:
         return outtype
     return "q6_k" if row_length % 256 == 0 else "q8_0" if row_length % 32 == 0 else "f16"
 
@@ -219,11 +219,12 @@ class TensorPlanner:
             raise BitnetError(f"{rec.file}: tensor {hf} has shape {list(rec.shape)}, expected {what}")
         self.used.add(hf)
         n = shape[0] * shape[1]
-        if self.outtype == "i2_s":
-            if n % QK_I2_S:
+        ternary = TERNARY_GGUF_TYPES.get(self.outtype)
+        if ternary is not None:
+            if self.outtype == "i2_s" and n % QK_I2_S:
                 raise BitnetError(f"{rec.file}: tensor {hf} has {n} elements ({shape[0]}x{shape[1]}), "
-                                  f"I2_S needs a multiple of {QK_I2_S}; use --outtype f16")
-            qtype, nbytes = int(I2_S_RAW), i2s_nbytes(n)
+                                  f"I2_S needs a multiple of {QK_I2_S}; use --outtype f16 or tl2")
+            qtype, nbytes = int(ternary.raw), ternary.nbytes(*shape)
         else:
             qtype = int(EMBD_TYPES[self.outtype])
             nbytes = _nbytes(shape, qtype)
@@ -238,8 +239,8 @@ class TensorPlanner:
             t, s = self.ternary(hf)
             if permute_heads is not None:
                 t = permute_qk(t, permute_heads)
-            if self.outtype == "i2_s":
-                yield I2S.pack(t, s)
+            if ternary is not None:
+                yield ternary.pack(t, s)
             else:
                 yield _float_bytes(t.astype(np.float32) * np.float32(s), qtype)
 

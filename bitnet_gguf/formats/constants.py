@@ -14,13 +14,22 @@ GGML_TYPE_TL2 = 43
 TL1_TILE_ROWS = 32  # rows per tile; one 16-byte vector of 4-bit indices covers a tile's rows for one pair
 TL2_TILE_ROWS = 64  # rows per tile; one 64-byte vector of indices covers a tile's rows for one group
 TL2_CHUNK_GROUPS = 8  # groups of 3 weights per chunk: 4 x 64 index bytes, then 8 x 8 sign bytes (320 bytes)
+# A file with TL1/TL2 tensors names each layout in a key; a build reads only its own (GGML_TL*_LAYOUT in patch 0016)
+TL1_LAYOUT_KEY = "bitnet.tl1.layout"
+TL1_LAYOUT = "tl1/1 tile_rows=32 pair_index=3w0+w1+4"
+TL2_LAYOUT_KEY = "bitnet.tl2.layout"
+TL2_LAYOUT = "tl2/1 tile_rows=64 chunk_groups=8 signs=unpack16"
 
 # general.file_type by the weight type of a whole file (the converter's --outtype). 40 is what bitnet.cpp writes
 # for I2_S files (upstream's id for MOSTLY_Q1_0; readers tell the two apart by the tensor types, §1).
 LLAMA_FTYPE_I2_S_IN_FILES = 40
-FILE_TYPES: dict[str, int] = {"f32": 0, "f16": 1, "bf16": 32, "i2_s": LLAMA_FTYPE_I2_S_IN_FILES}
+# TL1/TL2 files say 138/143 (100 + the tensor type, clear of upstream's and bitnet.cpp's ids; patch 0018)
+LLAMA_FTYPE_TL1 = 138
+LLAMA_FTYPE_TL2 = 143
+FILE_TYPES: dict[str, int] = {"f32": 0, "f16": 1, "bf16": 32, "i2_s": LLAMA_FTYPE_I2_S_IN_FILES,
+                              "tl1": LLAMA_FTYPE_TL1, "tl2": LLAMA_FTYPE_TL2}
 
-# bitnet.cpp's ternary weight types (setup_env.py -q); tl1 and tl2 are not written yet
+# bitnet.cpp's ternary weight types (setup_env.py -q)
 TERNARY_TYPES = ("i2_s", "tl1", "tl2")
 
 # general.file_type of bitnet.cpp's own TL files (its MOSTLY_TL1/TL2; upstream uses 38/39 for MXFP4_MOE/NVFP4,

@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import BitnetError
 from .architectures import BITNET_ARCHS
-from .constants import BITNET_CPP_TL_FILE_TYPES, GGML_TYPE_I2_S
-from .quants import i2s_nbytes
+from .constants import BITNET_CPP_TL_FILE_TYPES, GGML_TYPE_I2_S, GGML_TYPE_TL1, GGML_TYPE_TL2
+from .quants import TL1, TL2, i2s_nbytes
 
 GGUF_MAGIC = b"GGUF"
 Scalar = str | int | float | bool
@@ -43,6 +43,8 @@ def tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int:
     n = int(np.prod(shape))
     if ggml_type == GGML_TYPE_I2_S:
         return i2s_nbytes(n)
+    if ggml_type in (GGML_TYPE_TL1, GGML_TYPE_TL2):
+        return (TL1 if ggml_type == GGML_TYPE_TL1 else TL2).nbytes(int(np.prod(shape[1:])), shape[0])
     block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ggml_type)]
     return n // block * size
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
 import numpy as np
 
 from ..errors import BitnetError
-from .constants import GGML_TYPE_I2_S
-from .quants import I2S
+from .constants import GGML_TYPE_I2_S, GGML_TYPE_TL1, GGML_TYPE_TL2, TL1_LAYOUT, TL1_LAYOUT_KEY, TL2_LAYOUT, TL2_LAYOUT_KEY
+from .quants import I2S, TL1, TL2, i2s_nbytes
 
 
 class _RawType(int):
@@ -21,14 +23,36 @@ class _RawType(int):
         return obj
 
 
-I2_S_RAW = _RawType(GGML_TYPE_I2_S, "I2_S")
+@dataclass(frozen=True)
+class TernaryType:
+    """A packed ternary weight type as the writers use it: its ggml id, packer, size and file-level keys."""
+
+    raw: _RawType
+    pack: Callable[[np.ndarray, float], np.ndarray]  # (ternary [rows, cols], scale) -> bytes
+    nbytes: Callable[[int, int], int]  # (rows, cols) -> bytes
+    layout: dict[str, str]  # metadata a reader checks before trusting the bytes
 
 
-def add_i2s_tensor(writer: gguf.GGUFWriter, name: str, weight_t: np.ndarray, scale: float) -> None:
-    """Add a 2-D ternary weight (numpy shape [rows, cols], values in {-1,0,1}) as an I2_S tensor."""
-    packed = I2S.pack(weight_t, scale)
+TERNARY_GGUF_TYPES: dict[str, TernaryType] = {
+    "i2_s": TernaryType(_RawType(GGML_TYPE_I2_S, "I2_S"), I2S.pack, lambda r, c: i2s_nbytes(r * c), {}),
+    "tl1": TernaryType(_RawType(GGML_TYPE_TL1, "TL1"), TL1.pack, TL1.nbytes, {TL1_LAYOUT_KEY: TL1_LAYOUT}),
+    "tl2": TernaryType(_RawType(GGML_TYPE_TL2, "TL2"), TL2.pack, TL2.nbytes, {TL2_LAYOUT_KEY: TL2_LAYOUT}),
+}
+
+
+def add_layout_keys(writer: gguf.GGUFWriter, qtype: str) -> None:
+    """The metadata a file with `qtype` weights must carry (docs/formats.md §5); nothing for float types."""
+    if qtype in TERNARY_GGUF_TYPES:
+        for key, value in TERNARY_GGUF_TYPES[qtype].layout.items():
+            writer.add_string(key, value)
+
+
+def add_ternary_tensor(writer: gguf.GGUFWriter, name: str, weight_t: np.ndarray, scale: float, qtype: str = "i2_s") -> None:
+    """Add a 2-D ternary weight (numpy shape [rows, cols], values in {-1,0,1}) packed as `qtype`."""
+    tt = TERNARY_GGUF_TYPES[qtype]
+    packed = tt.pack(weight_t, scale)
     # int8 view: gguf-py treats uint8 data as bytes of a known quant type and would reshape it
-    writer.add_tensor(name, packed.view(np.int8), raw_shape=list(weight_t.shape), raw_dtype=I2_S_RAW)  # type: ignore[arg-type]
+    writer.add_tensor(name, packed.view(np.int8), raw_shape=list(weight_t.shape), raw_dtype=tt.raw)  # type: ignore[arg-type]
 
 
 def copy_tokenizer(writer: gguf.GGUFWriter, vocab_gguf: Path) -> int:

@@ -35,13 +35,14 @@ def find_compilers(compiler: str | None) -> tuple[str, str]:
     return cc, cxx
 
 
-def cmake_args(pin: Pin, cc: str, cxx: str, portable: bool, source_dir: Path) -> list[str]:
+def cmake_args(pin: Pin, cc: str, cxx: str, portable: bool, source_dir: Path, generated_dir: Path) -> list[str]:
     args = [
         "-S", str(source_dir),
         "-DCMAKE_BUILD_TYPE=Release",
         f"-DCMAKE_C_COMPILER={cc}",
         f"-DCMAKE_CXX_COMPILER={cxx}",
         f"-DGGML_BITNET_KERNELS_DIR={kernels_dir()}",
+        f"-DGGML_BITNET_GENERATED_DIR={generated_dir}",
         # the unpacked source has no git history: give the real version
         f"-DLLAMA_BUILD_NUMBER={pin.llama_cpp_build}",
         f"-DLLAMA_BUILD_COMMIT={pin.llama_cpp_commit}",

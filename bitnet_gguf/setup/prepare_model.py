@@ -7,20 +7,27 @@ Differences from bitnet.cpp's setup_env.py, on purpose:
   Q6_K is ~40 % faster with no measurable perplexity change (docs/bench/README.md). --quant-embd is accepted
   for command compatibility and changes nothing (bitnet.cpp's flag asks for F16, which its own default already is);
   `python -m bitnet_gguf convert --embd-type f16` writes bitnet.cpp's choice;
-- tl1/tl2 are refused with a clear message instead of producing build-specific files.
+- tl1/tl2 files name their layout in the file and do not depend on the build that wrote them; -md may name an
+  I2_S .gguf, which is converted beside it (llama-quantize, lossless); TL1 is refused on x86 and TL2 on ARM
+  (bitnet.cpp's pairing) in one line, before anything is built.
 """
 
 from __future__ import annotations
 
+import platform
+import subprocess
 from argparse import Namespace
 from pathlib import Path
 from typing import IO
 
 from ..convert.checkpoint import has_checkpoint
 from ..errors import BitnetError
+from ..fileio import atomic_output
+from ..formats.constants import GGML_TYPE_I2_S, GGML_TYPE_TL1, GGML_TYPE_TL2
 from .hub import download
 from .steps import say
 
+FILE_TYPE_OF = {"i2_s": GGML_TYPE_I2_S, "tl1": GGML_TYPE_TL1, "tl2": GGML_TYPE_TL2}  # tensor type of each -q
 CHECKPOINT_GLOBS = ("config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer.model",
                     "tokenizer_config.json")
 
@@ -30,9 +37,47 @@ def _checkpoint_mtime(d: Path) -> float:
     return max(times) if times else 0.0
 
 
-def check_quant_type(qt: str) -> None:
-    if qt != "i2_s":
-        raise BitnetError(f"-q {qt} is not supported yet; use i2_s")
+# the CPU family each lookup-table layout is made for (bitnet.cpp's pairing: TL1 on ARM, TL2 on x86)
+TL_FAMILY = {"tl1": "arm", "tl2": "x86"}
+
+
+def cpu_family(machine: str | None = None) -> str:
+    m = (machine or platform.machine()).lower()
+    return "x86" if m in ("x86_64", "amd64", "i386", "i686") else "arm" if m in ("aarch64", "arm64") or m.startswith("arm") else m
+
+
+def check_quant_type(qt: str, machine: str | None = None) -> None:
+    """Refuse a lookup-table type made for another CPU family than this one (before a build, not after)."""
+    want, have = TL_FAMILY.get(qt), cpu_family(machine)
+    if want is not None and want != have:
+        ours = next((q for q, f in TL_FAMILY.items() if f == have), None)
+        hint = f"use -q {ours} or i2_s" if ours else "use -q i2_s"
+        raise BitnetError(f"-q {qt} is the lookup-table layout for {want} CPUs and this one is {machine or platform.machine()}: {hint}")
+
+
+def convert_gguf(src: Path, qt: str, build_dir: Path | None, log: IO[str] | None = None) -> Path:
+    """An I2_S GGUF -> its TL1/TL2 twin beside it (ggml-model-<qt>.gguf), by the build's llama-quantize."""
+    from ..formats.gguf_read import GGUFFile
+    from ..runtime.locate import find_tool
+
+    types = {t.ggml_type for t in GGUFFile(src).tensors.values()}
+    if FILE_TYPE_OF[qt] in types:
+        say(log, f"{src} already holds {qt} weights: using it as is")
+        return src
+    if GGML_TYPE_I2_S not in types:
+        raise BitnetError(f"-md {src}: no I2_S tensors to convert to {qt} (give an I2_S GGUF or the checkpoint folder)")
+    out = src.with_name(f"ggml-model-{qt}.gguf")
+    if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
+        say(log, f"{out} is newer than {src.name}: not converting again")
+        return out
+    say(log, f"converting {src} -> {out} (llama-quantize, lossless)")
+    with atomic_output(out) as tmp:
+        proc = subprocess.run([str(find_tool("llama-quantize", build_dir)), str(src), str(tmp), qt.upper()],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            raise BitnetError(f"llama-quantize {src.name} -> {qt.upper()} failed: {last}")
+    return out
 
 
 def prepare_model(args: Namespace, log: IO[str] | None = None) -> Path:
@@ -40,6 +85,10 @@ def prepare_model(args: Namespace, log: IO[str] | None = None) -> Path:
     qt = getattr(args, "quant_type", "i2_s") or "i2_s"
     check_quant_type(qt)
     model_dir = Path(args.model_dir) if getattr(args, "model_dir", None) else Path("models")
+    if model_dir.suffix == ".gguf" and model_dir.is_file():
+        from ..paths import build_dir
+
+        return convert_gguf(model_dir, qt, build_dir(getattr(args, "build_dir", None)), log)
     if getattr(args, "hf_repo", None):
         model_dir = download(args.hf_repo, model_dir, log)
     out = model_dir / f"ggml-model-{qt}.gguf"
@@ -55,7 +104,7 @@ def prepare_model(args: Namespace, log: IO[str] | None = None) -> Path:
         return out
     from ..convert import convert
 
-    say(log, f"converting {model_dir} -> {out} (weights i2_s)")
-    res = convert(model_dir, "i2_s", out, progress=False)
+    say(log, f"converting {model_dir} -> {out} (weights {qt})")
+    res = convert(model_dir, qt, out, progress=False)
     say(log, res.describe())
     return res.path

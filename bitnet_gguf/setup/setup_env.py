@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import BitnetError
 from ..formats.constants import TERNARY_TYPES
-from . import build, source
+from . import build, kernel_gen, source
 from .steps import StepRunner
 
 
@@ -30,6 +30,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--patches-dir", help=argparse.SUPPRESS)
     p.add_argument("--source-only", action="store_true", help="stop after unpacking and patching the source")
     return p
+
+
+def model_on_disk(args: argparse.Namespace) -> bool:
+    """-md names a checkpoint folder or a GGUF that is already here (with -hr it is downloaded after the build)."""
+    from ..convert.checkpoint import has_checkpoint
+
+    if not args.model_dir or args.hf_repo:
+        return False
+    md = Path(args.model_dir)
+    return (md.suffix == ".gguf" and md.is_file()) or has_checkpoint(md)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                     lambda log: source.prepare_source(pin, dest=source_dir, patches_dir=patches_dir, log=log))
         if args.source_only:
             return 0
-        cmake_args = build.cmake_args(pin, cc, cxx, args.portable, source_dir)
+        # the model's shapes get their own kernel copies (any other shape runs the general ones)
+        generated = kernel_gen.emit(build_dir, kernel_gen.model_k_values(Path(args.model_dir)) if model_on_disk(args) else ())
+        cmake_args = build.cmake_args(pin, cc, cxx, args.portable, source_dir, generated)
         runner.step("generate_build_files", "cmake configure",
                     lambda log: build.configure(runner, log, build_dir, cmake_args))
         runner.step("compile", f"build {len(build.TARGETS)} targets with {args.jobs} jobs",

@@ -15,10 +15,10 @@ from ..errors import check_choice
 from ..fileio import atomic_output
 from ..formats.architectures import BY_GGUF, GGUF_SUB_NORMS, LAYER_NORMS, projections, sub_norm_sizes
 from ..formats.constants import FILE_TYPES
-from ..formats.gguf_write import add_i2s_tensor, copy_tokenizer
+from ..formats.gguf_write import TERNARY_GGUF_TYPES, add_layout_keys, add_ternary_tensor, copy_tokenizer
 from .shapes import SHAPES
 
-OUTTYPES = ("f32", "f16", "i2_s")
+OUTTYPES = ("f32", "f16", *TERNARY_GGUF_TYPES)
 
 
 def _random_ternary(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.ndarray, float]:
@@ -29,7 +29,7 @@ def _random_ternary(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.
 
 def write_synthetic_gguf(out: Path, arch: str, size: str, outtype: str, vocab_gguf: Path,
                          seed: int = 0, embd_type: str | None = None) -> Path:
-    """Write a random ternary model of `size` as a GGUF of `outtype` (f32: float weights, i2_s: packed)."""
+    """Write a random ternary model of `size` as a GGUF of `outtype` (f32/f16: float weights, i2_s/tl2: packed)."""
     check_choice("--arch", arch, BY_GGUF)
     check_choice("--size", size, SHAPES)
     check_choice("--outtype", outtype, OUTTYPES)
@@ -53,6 +53,7 @@ def write_synthetic_gguf(out: Path, arch: str, size: str, outtype: str, vocab_gg
         writer.add_rope_dimension_count(shape.head_dim)
         writer.add_vocab_size(n_vocab)
         writer.add_file_type(FILE_TYPES[outtype])
+        add_layout_keys(writer, outtype)
 
         writer.add_tensor("token_embd.weight", rng.standard_normal((n_vocab, shape.hidden), dtype=np.float32).astype(embd_dtype))
         writer.add_tensor("output_norm.weight", np.ones(shape.hidden, dtype=np.float32))
@@ -68,8 +69,8 @@ def write_synthetic_gguf(out: Path, arch: str, size: str, outtype: str, vocab_gg
             for proj in projections(shape):
                 t, scale = _random_ternary(rng, proj.rows, proj.cols)
                 name = f"blk.{il}.{proj.gguf}.weight"
-                if outtype == "i2_s":
-                    add_i2s_tensor(writer, name, t, scale)
+                if outtype in TERNARY_GGUF_TYPES:
+                    add_ternary_tensor(writer, name, t, scale, outtype)
                 else:
                     writer.add_tensor(name, (t.astype(np.float32) * np.float32(scale)).astype(float_dtype))
         writer.write_header_to_file()

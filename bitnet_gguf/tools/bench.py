@@ -1,4 +1,5 @@
-"""Benchmarks with llama-bench: bitnet.cpp's e2e_benchmark flags, and the I2_S-vs-upstream comparison suite."""
+"""Benchmarks with llama-bench: bitnet.cpp's e2e_benchmark flags, and the comparison suite (I2_S against upstream's
+types in one llama-bench run, or I2_S against TL2 in interleaved rounds with a bandwidth probe beside each)."""
 
 from __future__ import annotations
 
@@ -44,15 +45,18 @@ def e2e_main(argv: list[str] | None = None) -> int:
 
 SUITE_TYPES = ("I2_S", "TQ2_0", "TQ1_0", "Q8_0", "F16")
 BASELINE = "TQ2_0"
+NATIVE = "native"  # the kernels this build picks by itself (no BITNET_I2S_KERNEL)
 
 
 @dataclass
 class Result:
-    qtype: str
+    qtype: str  # the model's weight type, with "/kernel" when a kernel was forced
     threads: int
     test: str
     tps: float
     stddev: float
+    round: int = 0
+    probe_gbs: float = 0.0
 
 
 def _quantize(build_dir: Path, src: Path, dst: Path, qtype: str, head_type: str) -> None:
@@ -68,39 +72,62 @@ def _quantize(build_dir: Path, src: Path, dst: Path, qtype: str, head_type: str)
     os.replace(tmp, dst)
 
 
-def prepare_models(build_dir: Path, work: Path, head_type: str, types: tuple[str, ...]) -> dict[str, Path]:
-    """The 2B-4T-shape model as I2_S (written directly), then every other type by llama-quantize from it.
+def prepare_models(build_dir: Path, work: Path, head_type: str, types: tuple[str, ...], shape: str = "2B-4T") -> dict[str, Path]:
+    """The model of `shape` as I2_S (written directly), then every other type by llama-quantize from it.
 
-    Requantizing from I2_S is lossless for TQ2_0/TQ1_0/Q8_0/F16 (values are s*{-1,0,1}); the token embedding
+    Requantizing from I2_S is lossless for TL2/TQ2_0/TQ1_0/Q8_0/F16 (values are s*{-1,0,1}); the token embedding
     (which is also the tied lm_head) gets the same type `head_type` in every file.
     """
     from ..synthetic.gguf_model import write_synthetic_gguf
 
     work.mkdir(parents=True, exist_ok=True)
-    source = work / "bitnet-2B-4T-shape-i2_s-f32embd.gguf"
+    tag = "" if shape == "2B-4T" else f"{shape.lower()}-"  # the 2B-4T names of earlier runs stay valid
+    source = work / f"bitnet-{shape}-shape-i2_s-f32embd.gguf"
     if not source.exists():
-        print("writing the 2B-4T-shape I2_S model ...", file=sys.stderr, flush=True)
-        write_synthetic_gguf(source, "bitnet-b1.58", "2B-4T", "i2_s", paths.vocab_gguf("ggml-vocab-llama-bpe.gguf"),
+        print(f"writing the {shape}-shape I2_S model ...", file=sys.stderr, flush=True)
+        write_synthetic_gguf(source, "bitnet-b1.58", shape, "i2_s", paths.vocab_gguf("ggml-vocab-llama-bpe.gguf"),
                              seed=0, embd_type="f32")
     models = {}
     for qtype in types:
         print(f"preparing {qtype} (lm_head {head_type}) ...", file=sys.stderr, flush=True)
-        models[qtype] = work / f"model-{qtype.lower()}-head-{head_type.lower()}.gguf"
+        models[qtype] = work / f"model-{tag}{qtype.lower()}-head-{head_type.lower()}.gguf"
         _quantize(build_dir, source, models[qtype], qtype, head_type)
     return models
 
 
-def run_llama_bench(build_dir: Path, models: dict[str, Path], threads: str, prompts: str, gen: str, reps: int) -> list[Result]:
+def bandwidth_probe(gib: float = 1.0, threads: int = 2) -> float:
+    """GB/s of a plain read of `gib` GiB split over `threads` threads (numpy sums release the GIL): a relative
+    indicator of the host's memory load at the moment, to read beside a round of generation speeds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    data = np.ones(int(gib * (1 << 30)) // 8, dtype=np.float64)
+    parts = np.array_split(data, threads)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(np.sum, parts))  # touch once
+        start = time.perf_counter()
+        list(pool.map(np.sum, parts))
+        elapsed = time.perf_counter() - start
+    return data.nbytes / elapsed / 1e9
+
+
+def run_llama_bench(build_dir: Path, models: dict[str, Path], threads: str, prompts: str, gen: str, reps: int,
+                    kernel: str = NATIVE) -> list[Result]:
     cmd = [str(find_tool("llama-bench", build_dir)), "-o", "json", "--progress", "-t", threads, "-p", prompts, "-n", gen,
            "-r", str(reps), "-ngl", "0"]
     for path in models.values():
         cmd += ["-m", str(path)]
-    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    env = dict(os.environ)
+    env.pop("BITNET_I2S_KERNEL", None)
+    if kernel != NATIVE:
+        env["BITNET_I2S_KERNEL"] = kernel
+    print(f"$ {'' if kernel == NATIVE else f'BITNET_I2S_KERNEL={kernel} '}" + " ".join(cmd), file=sys.stderr, flush=True)
     # stderr (llama-bench's progress lines) goes to the terminal: this runs for many minutes
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
     if proc.returncode != 0:
         raise BitnetError(f"llama-bench failed with exit code {proc.returncode} (its messages are above)")
-    by_path = {str(p): q for q, p in models.items()}
+    by_path = {str(p): q if kernel == NATIVE else f"{q}/{kernel}" for q, p in models.items()}
     results = []
     for row in json.loads(proc.stdout):
         test = f"pp{row['n_prompt']}" if row["n_gen"] == 0 else f"tg{row['n_gen']}"
@@ -108,19 +135,58 @@ def run_llama_bench(build_dir: Path, models: dict[str, Path], threads: str, prom
     return results
 
 
-def markdown(results: list[Result], meta: dict[str, str]) -> str:
+def run_rounds(build_dir: Path, models: dict[str, Path], kernels: tuple[str, ...], rounds: int, threads: str,
+               prompts: str, gen: str, reps: int) -> list[Result]:
+    """Every (model, kernel) once per round, the order reversed every other round, a bandwidth probe first."""
+    runs = [(q, k) for k in kernels for q in models]
+    results = []
+    for r in range(rounds):
+        probe = bandwidth_probe()
+        print(f"round {r + 1}/{rounds}: probe {probe:.1f} GB/s", file=sys.stderr, flush=True)
+        for q, k in runs if r % 2 == 0 else runs[::-1]:
+            for res in run_llama_bench(build_dir, {q: models[q]}, threads, prompts, gen, reps, k):
+                res.round, res.probe_gbs = r + 1, probe
+                results.append(res)
+    return results
+
+
+def rounds_markdown(results: list[Result], baseline: str, meta: dict[str, str]) -> str:
+    """Medians over rounds, the median of the per-round ratios to the baseline of the same kernel, and the probes."""
+    from statistics import median
+
+    def base_of(q: str) -> str:
+        return baseline + q[len(q.split("/")[0]):]  # the baseline type with the same forced kernel
+
+    get = {(r.qtype, r.threads, r.test, r.round): r.tps for r in results}
+    keys = list(dict.fromkeys((r.qtype, r.threads, r.test) for r in results))
+    probes = {r.round: r.probe_gbs for r in results}
+    lines = [f"- {k}: {v}" for k, v in meta.items()]
+    lines += [f"- bandwidth probe per round (GB/s): {', '.join(f'{probes[r]:.1f}' for r in sorted(probes))}", ""]
+    lines += [f"| type | threads | test | median t/s | per round t/s | median ×{baseline} | per-round × |",
+              "|---|---|---|---|---|---|---|"]
+    for q, th, test in keys:
+        rows = sorted(r for (qq, tt, te, r) in get if (qq, tt, te) == (q, th, test))
+        tps = [get[(q, th, test, r)] for r in rows]
+        ratios = [get[(q, th, test, r)] / get[(base_of(q), th, test, r)] for r in rows if (base_of(q), th, test, r) in get]
+        lines.append(f"| {q} | {th} | {test} | {median(tps):.2f} | {' '.join(f'{x:.2f}' for x in tps)} | "
+                     f"{median(ratios):.3f} | {' '.join(f'{x:.3f}' for x in ratios)} |" if ratios else
+                     f"| {q} | {th} | {test} | {median(tps):.2f} | {' '.join(f'{x:.2f}' for x in tps)} | - | - |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(results: list[Result], meta: dict[str, str], baseline: str = BASELINE) -> str:
     tests = sorted({r.test for r in results}, key=lambda t: (t[:2] != "pp", int(t[2:])))
     threads = sorted({r.threads for r in results})
     types = list(dict.fromkeys(r.qtype for r in results))
     get = {(r.qtype, r.threads, r.test): r for r in results}
     lines = [f"- {k}: {v}" for k, v in meta.items()] + [""]
-    head = "| type | threads | " + " | ".join(f"{t} t/s | ×{BASELINE}" for t in tests) + " |"
+    head = "| type | threads | " + " | ".join(f"{t} t/s | ×{baseline}" for t in tests) + " |"
     lines += [head, "|" + "---|" * (2 + 2 * len(tests))]
     for q in types:
         for th in threads:
             cells = []
             for t in tests:
-                r, base = get.get((q, th, t)), get.get((BASELINE, th, t))
+                r, base = get.get((q, th, t)), get.get((baseline, th, t))
                 cells.append(f"{r.tps:.2f} ± {r.stddev:.2f}" if r else "-")
                 cells.append(f"{r.tps / base.tps:.2f}" if r and base else "-")
             lines.append(f"| {q} | {th} | " + " | ".join(cells) + " |")
@@ -151,12 +217,22 @@ def chart(results: list[Result], out: Path) -> bool:
 
 
 def suite_main(argv: list[str] | None = None) -> int:
-    """`python -m bitnet_gguf bench-suite`: our I2_S against upstream types on the 2B-4T shape, in one llama-bench run."""
+    """`python -m bitnet_gguf bench-suite`: our I2_S against upstream types in one llama-bench run, or (--rounds)
+    types such as I2_S and TL2 against a baseline in interleaved rounds."""
+    from ..synthetic.shapes import SHAPES
+
     p = argparse.ArgumentParser(prog="bitnet-gguf bench-suite")
-    p.add_argument("--work-dir", help="where the models go (~6 GB; default: the download cache's bench/)")
+    p.add_argument("--work-dir", help="where the models go (~6 GB at 2B-4T; default: the download cache's bench/)")
     p.add_argument("--out", default="bench-results", help="folder for results.md, results.json, results.png")
+    p.add_argument("--shape", default="2B-4T", choices=list(SHAPES), help="model shape (random ternary weights)")
     p.add_argument("--head-type", default="f16", help="type of token_embd/lm_head in every model (default f16)")
     p.add_argument("--types", default=",".join(SUITE_TYPES))
+    p.add_argument("--baseline", default=BASELINE, help=f"type the ratios are taken against (default {BASELINE})")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="more than 1: one llama-bench per (type, kernel) per round, order alternating, a memory "
+                        "bandwidth probe before each round, medians and per-round ratios reported")
+    p.add_argument("--kernels", default=NATIVE,
+                   help=f"with --rounds: '{NATIVE}' and/or BITNET_I2S_KERNEL values to force, e.g. native,avx2")
     p.add_argument("-t", "--threads", default="1,2")
     p.add_argument("-p", "--n-prompt", default="128,512")
     p.add_argument("-n", "--n-gen", default="32")
@@ -165,27 +241,49 @@ def suite_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     build_dir = paths.build_dir(args.build_dir)
     types = tuple(t.strip().upper() for t in args.types.split(","))
+    kernels = tuple(k.strip() for k in args.kernels.split(","))
+    if args.baseline.upper() not in types:
+        raise BitnetError(f"--baseline {args.baseline} is not one of --types {args.types}")
     work_dir = Path(args.work_dir) if args.work_dir else paths.cache_dir() / "bench"
-    models = prepare_models(build_dir, work_dir, args.head_type, types)
+    models = prepare_models(build_dir, work_dir, args.head_type, types, args.shape)
     start = time.time()
-    results = run_llama_bench(build_dir, models, args.threads, args.n_prompt, args.n_gen, args.repetitions)
+    if args.rounds > 1:
+        results = run_rounds(build_dir, models, kernels, args.rounds, args.threads, args.n_prompt, args.n_gen,
+                             args.repetitions)
+        command = (f"per round and (type, kernel): llama-bench -t {args.threads} -p {args.n_prompt} -n {args.n_gen} "
+                   f"-r {args.repetitions}; {args.rounds} rounds, kernels {args.kernels} ({time.time() - start:.0f} s)")
+    else:
+        results = run_llama_bench(build_dir, models, args.threads, args.n_prompt, args.n_gen, args.repetitions)
+        command = (f"llama-bench -t {args.threads} -p {args.n_prompt} -n {args.n_gen} -r {args.repetitions} "
+                   f"(one invocation, {time.time() - start:.0f} s)")
     pin = paths.load_pin()
+    shape = SHAPES[args.shape]
     meta = {
-        "shape": "BitNet-b1.58-2B-4T (hidden 2560, ffn 6912, 30 layers, 20/5 heads, vocab 128256), random ternary weights",
+        "shape": f"{args.shape} (hidden {shape.hidden}, ffn {shape.ffn}, {shape.layers} layers, "
+                 f"{shape.heads}/{shape.kv_heads} heads), random ternary weights",
         "lm_head / token_embd type": args.head_type,
         "llama.cpp": f"b{pin.llama_cpp_build} ({pin.llama_cpp_commit}) + patches/",
         "bitnet-gguf commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                              cwd=Path(__file__).parent).stdout.strip() or "unknown",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.processor() or platform.platform()}",
-        "command": f"llama-bench -t {args.threads} -p {args.n_prompt} -n {args.n_gen} -r {args.repetitions} (one invocation, "
-                   f"{time.time() - start:.0f} s)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {_cpu_name()}",
+        "command": command,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "results.json", json.dumps({"meta": meta, "results": [r.__dict__ for r in results]}, indent=1))
-    table = markdown(results, meta)
+    table = rounds_markdown(results, args.baseline.upper(), meta) if args.rounds > 1 else markdown(results, meta, args.baseline.upper())
     write_text_atomic(out / "results.md", table)
     print(table)
-    if chart(results, out / "results.png"):
+    if args.rounds == 1 and chart(results, out / "results.png"):
         print(f"chart: {out / 'results.png'}", file=sys.stderr)
     return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.platform()

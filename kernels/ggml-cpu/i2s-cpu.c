@@ -1,6 +1,7 @@
 // ggml-cpu glue for I2_S: per-token activation quantization, threading and output scaling
 // around the integer kernels of i2s-gemm.h.
 #include "i2s-cpu.h"
+#include "bitnet-rows.h"
 #include "i2s-gemm.h"
 #include "i2s-quants.h"
 
@@ -28,24 +29,9 @@ size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst) {
     return (size_t) (ncols * act_stride(K) + GGML_PAD(ncols * K, ACT_ALIGN) + ncols * (int64_t) (sizeof(float) + sizeof(int32_t)) + ACT_ALIGN);
 }
 
-// row j of a tensor seen as ne1*ne2*ne3 rows (src1's columns and dst's outputs share this numbering)
-static float * row_of(const struct ggml_tensor * t, int64_t j) {
-    const int64_t i1 = j % t->ne[1];
-    const int64_t i2 = (j / t->ne[1]) % t->ne[2];
-    const int64_t i3 = j / (t->ne[1] * t->ne[2]);
-    return (float *) ((char *) t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
-}
-
 static void quantize_column(const struct bitnet_i2s_kernel * kern, const struct ggml_tensor * src1, int64_t j,
                             int8_t * q, float * scale, int32_t * sum) {
-    kern->quantize_activations(row_of(src1, j), q, src1->ne[0], scale, sum);
-}
-
-// y = dot / s_a * s_w in float, in this order (docs/formats.md §3)
-static void scale_rows(const int32_t * restrict dot, int64_t n, float sa, float sw, float * restrict y) {
-    for (int64_t i = 0; i < n; ++i) {
-        y[i] = (float) dot[i] / sa * sw;
-    }
+    kern->quantize_activations(bitnet_row_of(src1, j), q, src1->ne[0], scale, sum);
 }
 
 void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct ggml_tensor * dst) {
@@ -114,7 +100,7 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
             }
             for (int64_t c = 0; c < nc; ++c) {
                 const int64_t j = c0 + c;
-                scale_rows(tile + c * TILE_ROWS, r1 - r0, sa[j], sw, row_of(dst, j) + r0);
+                bitnet_scale_rows(tile + c * TILE_ROWS, r1 - r0, sa[j], sw, bitnet_row_of(dst, j) + r0);
             }
             c0 += nc;
         }

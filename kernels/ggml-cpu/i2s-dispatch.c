@@ -122,15 +122,17 @@ static bool handles(const struct bitnet_i2s_kernel * k, int64_t K) {
     return K > 0 && K % k->k_align == 0;
 }
 
+const struct bitnet_i2s_kernel * bitnet_i2s_kernel_preferred(void) {
+    const int i = pref_load(&preferred);
+    return &bitnet_i2s_kernels[i == UNRESOLVED ? resolve_once() : i];
+}
+
 const struct bitnet_i2s_kernel * bitnet_i2s_kernel_get(int64_t K) {
-    int i = pref_load(&preferred);
-    if (i == UNRESOLVED) {
-        i = resolve_once();
+    const struct bitnet_i2s_kernel * pref = bitnet_i2s_kernel_preferred();
+    if (handles(pref, K)) {
+        return pref;
     }
-    if (handles(&bitnet_i2s_kernels[i], K)) {
-        return &bitnet_i2s_kernels[i];
-    }
-    for (i = 0; i < N_KERNELS - 1; ++i) {
+    for (int i = 0; i < N_KERNELS - 1; ++i) {
         if (handles(&bitnet_i2s_kernels[i], K)) {
             return &bitnet_i2s_kernels[i];
         }

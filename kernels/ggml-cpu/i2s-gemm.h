@@ -62,6 +62,9 @@ const struct bitnet_i2s_kernel * bitnet_i2s_kernel_find(const char * name);
 // prints one line on stderr and keeps the fastest). Thread-safe; no getenv after the first call.
 const struct bitnet_i2s_kernel * bitnet_i2s_kernel_get(int64_t K);
 
+// the preference itself, whatever K (the TL2 kernels follow it: tl2-gemm.h)
+const struct bitnet_i2s_kernel * bitnet_i2s_kernel_preferred(void);
+
 // Re-reads BITNET_I2S_KERNEL, for tests that switch kernels inside one process; returns the new
 // preference. Not to be called while another thread runs setenv.
 const struct bitnet_i2s_kernel * bitnet_i2s_kernel_reload(void);

@@ -1,0 +1,22 @@
+// What the I2_S and TL2 mat-mul glue share: how src1 columns and dst rows are addressed, and how an integer
+// dot becomes an output (docs/formats.md §3).
+#pragma once
+
+#include "ggml.h"
+
+#include <stdint.h>
+
+// row j of a tensor seen as ne1*ne2*ne3 rows (src1's columns and dst's outputs share this numbering)
+static inline float * bitnet_row_of(const struct ggml_tensor * t, int64_t j) {
+    const int64_t i1 = j % t->ne[1];
+    const int64_t i2 = (j / t->ne[1]) % t->ne[2];
+    const int64_t i3 = j / (t->ne[1] * t->ne[2]);
+    return (float *) ((char *) t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
+}
+
+// y = dot / s_a * s_w in float, in this order
+static inline void bitnet_scale_rows(const int32_t * restrict dot, int64_t n, float sa, float sw, float * restrict y) {
+    for (int64_t i = 0; i < n; ++i) {
+        y[i] = (float) dot[i] / sa * sw;
+    }
+}
