@@ -114,8 +114,9 @@ def test_x86_lower_isa_levels(bindir: Path, flags: list[str]) -> None:
 def test_avxvnni_vex_build(bindir: Path) -> None:
     """AVX-VNNI without AVX-512 (Intel client CPUs since Alder Lake) gets the avxvnni kernel in VEX encoding.
 
-    Neither this CPU (Zen 4: AVX512-VNNI only) nor qemu 7.2 runs VEX vpdpbusd, so this only builds and inspects
-    the code; the same kernel source runs bit-exact in the native test, where it is EVEX-encoded.
+    Not every CPU this runs on has AVX-VNNI (Zen 4 has AVX512-VNNI only) and qemu 7.2 does not run VEX vpdpbusd,
+    so this builds and inspects the code; the same kernel source runs bit-exact in the native test (EVEX-encoded on
+    AVX-512 machines), and test_tl2_kernels.py runs a VEX build where the CPU has avx_vnni.
     """
     require("gcc", "objdump")
     flags = ["-O2", "-mavx2", "-mfma", "-mavxvnni"]

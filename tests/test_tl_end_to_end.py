@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 from argparse import Namespace
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,8 @@ import pytest
 
 from bitnet_gguf.convert import convert
 from bitnet_gguf.formats.constants import FILE_TYPES, TL1_LAYOUT_KEY, TL2_LAYOUT, TL2_LAYOUT_KEY
-from bitnet_gguf.setup.prepare_model import prepare_model
+from bitnet_gguf.setup import kernel_gen, tl_autotune
+from bitnet_gguf.setup.prepare_model import cpu_family, prepare_model
 
 from .conftest import REPO_ROOT, run_tool
 from .gguf_read import read_gguf
@@ -93,6 +96,28 @@ def test_md_names_an_i2s_gguf(files: dict[str, Path], build_dir: Path, tmp_path:
     assert prepare_model(args, log) == out and "not converting again" in log.getvalue()
     args.model_dir = str(out)  # a TL2 file asked for TL2: used as it is
     assert prepare_model(args, io.StringIO()) == out
+
+
+def test_setup_env_q_tl_then_run_inference(files: dict[str, Path], build_dir: Path, tmp_path: Path) -> None:
+    """The issue's command: setup_env.py -md models/tiny-shakespeare -q tl2 (tl1 on ARM) tunes the kernels for this
+    CPU, regenerates them for the model's shapes, rebuilds, converts; its file then gives the I2_S file's text."""
+    qt = {"x86": "tl2", "arm": "tl1"}.get(cpu_family())
+    if qt is None:
+        pytest.skip("no lookup-table type for this CPU family")
+    d = shutil.copytree(TINY, tmp_path / "ts")
+    cmd = [sys.executable, str(REPO_ROOT / "setup_env.py"), "-md", str(d), "-q", qt, "--build-dir", str(build_dir),
+           "-ld", str(tmp_path / "logs")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert kernel_gen.recorded_k_values(build_dir) == [256, 768]  # the model's K values got their kernels
+    if qt == "tl2" and "nothing to tune" not in (tmp_path / "logs" / "tune.log").read_text():
+        assert (kernel_gen.generated_dir(build_dir) / tl_autotune.RECORD).is_file()
+    texts = []
+    for path in (d / f"ggml-model-{qt}.gguf", files["i2_s"]):
+        r = run_inference("-m", str(path), "-p", PROMPT, "-n", "48", "-temp", "0", "-t", "2")
+        assert r.returncode == 0, r.stderr[-2000:]
+        texts.append(cli_generated_text(r.stdout, PROMPT))
+    assert len(texts[1].split()) > 5 and texts[0] == texts[1]
 
 
 def test_other_layout_refused_in_one_line(bin_dir: Path, files: dict[str, Path], tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-"""The default thread count: physical cores, since hyper-threads slow ternary mat-muls down."""
+"""The CPU this runs on: its model name, and the default thread count (physical cores, since hyper-threads slow
+ternary mat-muls down)."""
 
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +48,14 @@ def physical_cores() -> int:
         except ImportError:
             n = None
     return max(1, n or os.cpu_count() or 1)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (benchmarks and tuning records say which machine they ran on)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

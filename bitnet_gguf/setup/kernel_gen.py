@@ -132,6 +132,15 @@ def generated_dir(build_dir: Path) -> Path:
     return build_dir / GENERATED_SUBDIR
 
 
+def recorded_k_values(build_dir: Path) -> list[int]:
+    """The K values the build's header was last generated for (none when there is no header)."""
+    path = generated_dir(build_dir) / HEADER
+    if not path.is_file():
+        return []
+    line = next((ln for ln in path.read_text().splitlines() if ln.startswith("#define BITNET_TL2_SHAPES(X)")), "")
+    return [int(tok[2:-1]) for tok in line.split()[2:] if tok.startswith("X(")]
+
+
 def emit(build_dir: Path, k_values: Iterable[int] = (), params: TunedParams = TunedParams()) -> Path:
     """Write the header into the build folder (only when its text changes); returns the folder to include."""
     out = generated_dir(build_dir)

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import BitnetError
 from ..formats.constants import TERNARY_TYPES
-from . import build, kernel_gen, source
+from . import build, kernel_gen, source, tl_autotune
 from .steps import StepRunner
 
 
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         build_dir = paths.build_dir(args.build_dir).resolve()
         source_dir = Path(args.source_dir).resolve() if args.source_dir else paths.source_dir()
         patches_dir = Path(args.patches_dir) if args.patches_dir else paths.patches_dir()
-        runner = StepRunner(log_dir, total=1 if args.source_only else 3 + (1 if want_model else 0))
+        tune = want_model and args.quant_type == "tl2" and not args.portable
+        runner = StepRunner(log_dir, total=1 if args.source_only else 3 + (1 if want_model else 0) + (1 if tune else 0))
         if want_model:  # refuse an unsupported -q before a 10-minute build, not after
             from .prepare_model import check_quant_type
 
@@ -64,8 +65,16 @@ def main(argv: list[str] | None = None) -> int:
                     lambda log: source.prepare_source(pin, dest=source_dir, patches_dir=patches_dir, log=log))
         if args.source_only:
             return 0
-        # the model's shapes get their own kernel copies (any other shape runs the general ones)
-        generated = kernel_gen.emit(build_dir, kernel_gen.model_k_values(Path(args.model_dir)) if model_on_disk(args) else ())
+        # the model's shapes get their own kernel copies (any other shape runs the general ones); TL2 setups tune
+        # the kernels' speed parameters on this machine first (native builds only)
+        # (without a model the last model's copies are kept: no rebuild)
+        k_values = kernel_gen.model_k_values(Path(args.model_dir)) if model_on_disk(args) else kernel_gen.recorded_k_values(build_dir)
+        if tune:
+            params = runner.step("tune", "TL2 kernel autotune (under 2 minutes)",
+                                 lambda log: tl_autotune.autotune(build_dir, k_values, cc, log))
+        else:
+            params = tl_autotune.recorded_params(build_dir)
+        generated = kernel_gen.emit(build_dir, k_values, params)
         cmake_args = build.cmake_args(pin, cc, cxx, args.portable, source_dir, generated)
         runner.step("generate_build_files", "cmake configure",
                     lambda log: build.configure(runner, log, build_dir, cmake_args))

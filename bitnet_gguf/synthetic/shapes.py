@@ -24,6 +24,8 @@ class Shape:
 SHAPES: dict[str, Shape] = {
     "tiny": Shape(hidden=256, ffn=512, layers=2, heads=4, kv_heads=2, context=512),
     "2B-4T": Shape(hidden=2560, ffn=6912, layers=30, heads=20, kv_heads=5),
+    # 1bitLLM/bitnet_b1_58-3B: its ffn (K = 8640 for down_proj) is not a multiple of 128
+    "3B": Shape(hidden=3200, ffn=8640, layers=26, heads=32, kv_heads=32, context=2048),
     # bitnet.cpp's generate-dummy-bitnet-model.py presets (kv heads = heads)
     "125M": Shape(768, 3072, 11, 12, 12),
     "350M": Shape(1024, 3072, 24, 16, 16),

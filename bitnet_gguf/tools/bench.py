@@ -18,6 +18,7 @@ from ..errors import BitnetError
 from ..fileio import write_text_atomic
 from ..paths import BUILD_DIR_HELP
 from ..runtime.locate import find_tool
+from ..runtime.threads import cpu_model
 
 
 def e2e_main(argv: list[str] | None = None) -> int:
@@ -265,7 +266,7 @@ def suite_main(argv: list[str] | None = None) -> int:
         "llama.cpp": f"b{pin.llama_cpp_build} ({pin.llama_cpp_commit}) + patches/",
         "bitnet-gguf commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                              cwd=Path(__file__).parent).stdout.strip() or "unknown",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {_cpu_name()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {cpu_model()}",
         "command": command,
     }
     out = Path(args.out)
@@ -278,12 +279,3 @@ def suite_main(argv: list[str] | None = None) -> int:
         print(f"chart: {out / 'results.png'}", file=sys.stderr)
     return 0
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.platform()

@@ -14,6 +14,18 @@ static inline float * bitnet_row_of(const struct ggml_tensor * t, int64_t j) {
     return (float *) ((char *) t->data + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3]);
 }
 
+// the mat-muls both glues take: a contiguous 2-D weight (never a view: its data is a whole tensor with the scale
+// at the end) against F32 activations, into F32 outputs of the matching shape
+static inline void bitnet_check_mul_mat(const struct ggml_tensor * dst) {
+    const struct ggml_tensor * w = dst->src[0];
+    const struct ggml_tensor * x = dst->src[1];
+    GGML_ASSERT(x->type == GGML_TYPE_F32 && x->nb[0] == sizeof(float) && "bitnet mul_mat needs F32 activations");
+    GGML_ASSERT(w->ne[2] == 1 && w->ne[3] == 1 && "bitnet weights must be 2-D");
+    GGML_ASSERT(ggml_is_contiguous(w) && w->view_src == NULL && "bitnet weights cannot be views");
+    GGML_ASSERT(dst->nb[0] == sizeof(float));
+    GGML_ASSERT(dst->ne[0] == w->ne[1] && dst->ne[1] == x->ne[1] && dst->ne[2] == x->ne[2] && dst->ne[3] == x->ne[3]);
+}
+
 // y = dot / s_a * s_w in float, in this order
 static inline void bitnet_scale_rows(const int32_t * restrict dot, int64_t n, float sa, float sw, float * restrict y) {
     for (int64_t i = 0; i < n; ++i) {

@@ -72,12 +72,7 @@ void ggml_bitnet_lut_mul_mat(const struct ggml_compute_params * params, struct g
     GGML_TENSOR_BINARY_OP_LOCALS
 
     const struct lut_format * f = format_of(src0);
-    GGML_ASSERT(src1->type == GGML_TYPE_F32 && "TL1/TL2 mul_mat needs F32 activations");
-    GGML_ASSERT(ne02 == 1 && ne03 == 1 && "TL1/TL2 weights must be 2-D");
-    GGML_ASSERT(ggml_is_contiguous(src0) && src0->view_src == NULL && "TL1/TL2 weights cannot be views");
-    GGML_ASSERT(nb10 == sizeof(float));
-    GGML_ASSERT(nb0 == sizeof(float));
-    GGML_ASSERT(ne0 == ne01 && ne1 == ne11 && ne2 == ne12 && ne3 == ne13);
+    bitnet_check_mul_mat(dst);
 
     const int ith = params->ith;
     const int nth = params->nth;

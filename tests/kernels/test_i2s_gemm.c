@@ -8,6 +8,7 @@
 // with "N passed, M failed"; exits 1 on any mismatch or out-of-range write.
 #define _POSIX_C_SOURCE 200809L  // setenv, dup, dup2
 
+#include "harness.h"
 #include "i2s-gemm.h"
 #include "i2s-quants.h"
 
@@ -20,26 +21,8 @@
 #define RAW_COLS  16  // column counts up to this are all tried with the plain form
 #define SENTINEL  0x5A5A5A5A  // output cells a kernel must not touch keep this value
 
-static uint64_t rng_state;
-
-static uint64_t rng(void) {  // splitmix64: reproducible from the printed seed
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int64_t rnd(int64_t n) {
-    return (int64_t) (rng() % (uint64_t) n);
-}
-
-static void * xalloc(size_t n) {  // 64-aligned like the activation buffer of i2s-cpu.c
-    void * p = aligned_alloc(64, (n + 63) / 64 * 64);
-    if (p == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
+static void * xalloc(size_t n) {
+    return xalloc_aligned(n, 64);
 }
 
 enum act_mode { ACT_RANDOM, ACT_MIN, ACT_MAX, ACT_EXTREMES, N_ACT_MODES };
@@ -64,10 +47,6 @@ static int8_t make_act(enum act_mode m) {
         default:           return (int8_t) (rnd(256) - 128);
     }
 }
-
-struct stats {
-    long passed, failed;
-};
 
 // one kernel call over rows [r0, r1) and ncols columns, compared against the full reference; packed
 // calls first pack the columns in groups of the kernel's pack_cols
@@ -289,19 +268,11 @@ static void check_dispatch(const struct bitnet_i2s_kernel * kerns, int nk, struc
 }
 
 int main(int argc, char ** argv) {
-    bool quick = false;
-    uint64_t seed = 12345;
-    for (int i = 1; i < argc; ++i) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            quick = true;
-        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 10);
-        } else {
-            fprintf(stderr, "usage: %s [--quick] [--seed N]\n", argv[0]);
-            return 2;
-        }
+    bool quick;
+    uint64_t seed;
+    if (!parse_args(argc, argv, &quick, &seed)) {
+        return 2;
     }
-    rng_state = seed;
 
     const int nk = bitnet_i2s_n_kernels;
     const struct bitnet_i2s_kernel * kerns = bitnet_i2s_kernels;

@@ -8,6 +8,7 @@
 // "N passed, M failed"; exits 1 on any mismatch or out-of-range write.
 #define _POSIX_C_SOURCE 200809L  // dup, dup2, fileno
 
+#include "harness.h"
 #include "tl1-gemm.h"
 #include "tl1-quants.h"
 #include "i2s-quants.h"
@@ -22,26 +23,8 @@
 #define SENTINEL 0x5A5A5A5A   // output cells a kernel must not touch keep this value
 #define GUARD    64           // bytes after a table that the table builders must not write
 
-static uint64_t rng_state;
-
-static uint64_t rng(void) {  // splitmix64: reproducible from the printed seed
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int64_t rnd(int64_t n) {
-    return (int64_t) (rng() % (uint64_t) n);
-}
-
-static void * xalloc(size_t n) {  // exact sizes: a sanitizer build sees any read past a buffer
-    void * p = malloc(n > 0 ? n : 1);
-    if (p == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
+static void * xalloc(size_t n) {
+    return xalloc_aligned(n, 1);
 }
 
 enum w_mode { W_RANDOM, W_WITH_INVALID, W_ALL_PLUS, W_ALL_MINUS, W_RANDOM_PM1, N_W_MODES };
@@ -65,18 +48,6 @@ static int8_t make_act(enum act_mode m) {
         case ACT_MINUS:    return -127;
         case ACT_EXTREMES: return rnd(2) ? 127 : -127;
         default:           return (int8_t) (rnd(255) - 127);
-    }
-}
-
-struct stats {
-    long passed, failed;
-};
-
-static void count(struct stats * st, bool ok) {
-    if (ok) {
-        st->passed++;
-    } else {
-        st->failed++;
     }
 }
 
@@ -336,19 +307,11 @@ static void check_dispatch(struct stats * st) {
 }
 
 int main(int argc, char ** argv) {
-    bool quick = false;
-    uint64_t seed = 12345;
-    for (int i = 1; i < argc; ++i) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            quick = true;
-        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 10);
-        } else {
-            fprintf(stderr, "usage: %s [--quick] [--seed N]\n", argv[0]);
-            return 2;
-        }
+    bool quick;
+    uint64_t seed;
+    if (!parse_args(argc, argv, &quick, &seed)) {
+        return 2;
     }
-    rng_state = seed;
 
     const int nk = bitnet_tl1_n_kernels;
     printf("seed %llu; compiled:", (unsigned long long) seed);

@@ -6,6 +6,7 @@
 //       kernels/ggml-cpu/tl2-dispatch.c kernels/ggml-cpu/arch/x86/tl2-gemm-x86.c kernels/ggml-cpu/arch/x86/tl2-gemm-avx2.c -lm
 // Usage: test_tl2_gemm [--quick] [--seed N]. Prints the kernels it exercised ("tested: ...") and ends with
 // "N passed, M failed"; exits 1 on any mismatch or write outside the output.
+#include "harness.h"
 #include "tl2-gemm.h"
 #include "tl2-quants.h"
 
@@ -23,26 +24,8 @@
 #define LDO_GAP  5    // output columns are 64 + LDO_GAP apart: the gap catches writes past row 63
 #define SENTINEL 0x5A5A5A5A
 
-static uint64_t rng_state;
-
-static uint64_t rng(void) {  // splitmix64: reproducible from the printed seed
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int64_t rnd(int64_t n) {
-    return (int64_t) (rng() % (uint64_t) n);
-}
-
-static void * xalloc(size_t n) {  // exact size (no rounding up), so the sanitizer build sees any over-read
-    void * p = malloc(n ? n : 1);
-    if (p == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
+static void * xalloc(size_t n) {
+    return xalloc_aligned(n, 1);
 }
 
 enum w_mode { W_RANDOM, W_INVALID, W_ALL_PLUS, W_ALL_MINUS, N_W_MODES };
@@ -65,18 +48,6 @@ static int8_t make_act(enum a_mode m) {
         case A_PM127:    return rnd(2) ? 127 : -127;
         case A_MINUS128: return -128;
         default:         return (int8_t) (rnd(256) - 128);
-    }
-}
-
-struct stats {
-    long passed, failed;
-};
-
-static void record(struct stats * st, long bad) {
-    if (bad) {
-        st->failed++;
-    } else {
-        st->passed++;
     }
 }
 
@@ -255,14 +226,14 @@ static void run_shape(int64_t K, int64_t M, enum w_mode wm, enum a_mode am, bool
                 continue;  // the scalar generic gemm (and the sanitizer build) would take seconds here
             }
             const int64_t c0 = rnd(MAX_COLS - nc + 1);  // a column offset too, so lda is used
-            record(st, check_gemm(kern, &s, c0, nc));
+            count(st, !check_gemm(kern, &s, c0, nc));
         }
         for (int t = 0; t < (quick ? 1 : 2); ++t) {
             const int64_t c = rnd(MAX_COLS);
-            record(st, check_gemv(kern, &s, c, 0, s.tiles));
+            count(st, !check_gemv(kern, &s, c, 0, s.tiles));
             if (s.tiles > 1) {
                 const int64_t t0 = 1 + rnd(s.tiles - 1);
-                record(st, check_gemv(kern, &s, c, t0, t0 + 1 + rnd(s.tiles - t0)));
+                count(st, !check_gemv(kern, &s, c, t0, t0 + 1 + rnd(s.tiles - t0)));
             }
         }
     }
@@ -270,19 +241,11 @@ static void run_shape(int64_t K, int64_t M, enum w_mode wm, enum a_mode am, bool
 }
 
 int main(int argc, char ** argv) {
-    bool quick = false;
-    uint64_t seed = 12345;
-    for (int i = 1; i < argc; ++i) {
-        if (strcmp(argv[i], "--quick") == 0) {
-            quick = true;
-        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 10);
-        } else {
-            fprintf(stderr, "usage: %s [--quick] [--seed N]\n", argv[0]);
-            return 2;
-        }
+    bool quick;
+    uint64_t seed;
+    if (!parse_args(argc, argv, &quick, &seed)) {
+        return 2;
     }
-    rng_state = seed;
     printf("seed %llu; compiled:", (unsigned long long) seed);
     for (int i = 0; i < N_KERNELS; ++i) {
         printf(" %s", kernels[i].name);
