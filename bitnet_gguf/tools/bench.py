@@ -64,8 +64,10 @@ def _quantize(build_dir: Path, src: Path, dst: Path, qtype: str, head_type: str)
     if dst.exists():
         return
     tmp = dst.with_suffix(".tmp.gguf")
-    cmd = [str(find_tool("llama-quantize", build_dir)), "--allow-requantize", "--token-embedding-type", head_type,
-           "--output-tensor-type", head_type, str(src), str(tmp), qtype, str(os.cpu_count() or 2)]
+    cmd = [str(find_tool("llama-quantize", build_dir)), "--allow-requantize"]
+    if head_type != "auto":
+        cmd += ["--token-embedding-type", head_type, "--output-tensor-type", head_type]
+    cmd += [str(src), str(tmp), qtype, str(os.cpu_count() or 2)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}, no message"])[-1]
@@ -226,7 +228,9 @@ def suite_main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", help="where the models go (~6 GB at 2B-4T; default: the download cache's bench/)")
     p.add_argument("--out", default="bench-results", help="folder for results.md, results.json, results.png")
     p.add_argument("--shape", default="2B-4T", choices=list(SHAPES), help="model shape (random ternary weights)")
-    p.add_argument("--head-type", default="f16", help="type of token_embd/lm_head in every model (default f16)")
+    p.add_argument("--head-type", default="f16",
+                   help="type of token_embd/lm_head in every model (default f16; auto: llama-quantize's rule for the "
+                        "type, e.g. Q6_K for I2_S/TL2, Q8_0 where rows are not a multiple of 256)")
     p.add_argument("--types", default=",".join(SUITE_TYPES))
     p.add_argument("--baseline", default=BASELINE, help=f"type the ratios are taken against (default {BASELINE})")
     p.add_argument("--rounds", type=int, default=1,
