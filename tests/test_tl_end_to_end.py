@@ -20,6 +20,7 @@ from bitnet_gguf.convert import convert
 from bitnet_gguf.formats.constants import FILE_TYPES, TL1_LAYOUT_KEY, TL2_LAYOUT, TL2_LAYOUT_KEY
 from bitnet_gguf.setup import kernel_gen, tl_autotune
 from bitnet_gguf.setup.prepare_model import cpu_family, prepare_model
+from bitnet_gguf.synthetic.gguf_model import write_synthetic_gguf
 
 from .conftest import REPO_ROOT, run_tool
 from .gguf_read import read_gguf
@@ -82,6 +83,25 @@ def test_logits_equal_i2s(logits: dict[str, np.ndarray], qt: str) -> None:
     ref, got = logits["i2_s"], logits[qt]
     assert ref.shape == got.shape and ref.shape[0] == 200
     assert np.abs(got - ref).max() <= 1e-6 * (ref.max() - ref.min())
+
+
+@pytest.mark.parametrize("qt", ["tl1", "tl2"])
+def test_generate_model_and_llama_quantize_from_f32(bin_dir: Path, tiny_f32: Path, vocab_gguf: Path, tmp_path: Path,
+                                                    qt: str) -> None:
+    """generate-model --gguf tl1|tl2 (any size preset) and llama-quantize F32 -> TL1|TL2 write the same ternary
+    bytes for the same weights (seed 1 of the tiny preset, as tiny_f32), and the file runs."""
+    gen = write_synthetic_gguf(tmp_path / f"gen-{qt}.gguf", "bitnet-b1.58", "tiny", qt, vocab_gguf, seed=1)
+    quantized = tmp_path / f"q-{qt}.gguf"
+    proc = run_tool(bin_dir, "llama-quantize", str(tiny_f32), str(quantized), qt.upper())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, want = read_gguf(gen)
+    _, got = read_gguf(quantized)
+    projections = [n for n, t in want.items() if t.ggml_type in (38, 43)]
+    assert len(projections) == 14
+    for name in projections:
+        assert np.array_equal(got[name].data, want[name].data), name
+    proc = run_tool(bin_dir, "llama-completion", "-m", str(gen), "-p", "hi", "-n", "4", "-no-cnv", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_md_names_an_i2s_gguf(files: dict[str, Path], build_dir: Path, tmp_path: Path) -> None:
