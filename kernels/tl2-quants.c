@@ -27,17 +27,21 @@ void bitnet_tl2_pack(const int8_t * t, int64_t K, int64_t M, float scale, void *
     uint8_t * p = (uint8_t *) dst;
     for (int64_t r0 = 0; r0 < bitnet_tl2_tiles(M) * BITNET_TL2_TILE_ROWS; r0 += BITNET_TL2_TILE_ROWS) {
         for (int64_t g0 = 0; g0 < G; g0 += BITNET_TL2_CHUNK_GROUPS) {
+            int v[BITNET_TL2_CHUNK_GROUPS][BITNET_TL2_TILE_ROWS];  // each group value once, for indices and signs
+            for (int g = 0; g < BITNET_TL2_CHUNK_GROUPS; ++g) {
+                for (int r = 0; r < BITNET_TL2_TILE_ROWS; ++r) {
+                    v[g][r] = group_value(t, K, M, r0 + r, g0 + g);
+                }
+            }
             for (int j = 0; j < BITNET_TL2_CHUNK_GROUPS / 2; ++j) {
                 for (int r = 0; r < BITNET_TL2_TILE_ROWS; ++r) {
-                    const int a = abs(group_value(t, K, M, r0 + r, g0 + 2 * j));
-                    const int b = abs(group_value(t, K, M, r0 + r, g0 + 2 * j + 1));
-                    *p++ = (uint8_t) (a | (b << 4));
+                    *p++ = (uint8_t) (abs(v[2 * j][r]) | (abs(v[2 * j + 1][r]) << 4));
                 }
             }
             for (int g = 0; g < BITNET_TL2_CHUNK_GROUPS; ++g) {
                 uint64_t bits = 0;
                 for (int i = 0; i < 64; ++i) {
-                    bits |= (uint64_t) (group_value(t, K, M, r0 + bitnet_tl2_sign_row(i), g0 + g) < 0) << i;
+                    bits |= (uint64_t) (v[g][bitnet_tl2_sign_row(i)] < 0) << i;
                 }
                 for (int b = 0; b < 8; ++b) {  // little-endian on every host
                     *p++ = (uint8_t) (bits >> (8 * b));

@@ -31,6 +31,18 @@ struct bitnet_lut_kernel {
     bitnet_lut_gemm_t  gemm;
 };
 
+// entry m of group (or pair) g of a token's table: every format stores, per group, the 16 low bytes then the
+// 16 high bytes of its int16 entries, the layout byte shuffles read
+static inline int16_t bitnet_lut_entry(const uint8_t * table, int64_t g, int m) {
+    return (int16_t) (table[32 * g + m] | (table[32 * g + 16 + m] << 8));
+}
+
+// writes entry m of group g (the inverse of bitnet_lut_entry)
+static inline void bitnet_lut_set_entry(uint8_t * table, int64_t g, int m, int e) {
+    table[32 * g + m] = (uint8_t) (e & 0xFF);
+    table[32 * g + 16 + m] = (uint8_t) ((e >> 8) & 0xFF);
+}
+
 #define BITNET_LUT_COUNT(a) ((int) (sizeof(a) / sizeof((a)[0])))
 
 // the entry of `kernels` (n entries, the generic one last) that goes with I2_S kernel `i2s_name`, else the last

@@ -6,8 +6,7 @@ void bitnet_tl1_table_generic(const int8_t * a, int64_t K, uint8_t * table) {
     for (int64_t p = 0; p < P; ++p) {
         for (int idx = 0; idx < 16; ++idx) {
             const int e = bitnet_tl1_digit(idx, 0) * a[2 * p] + bitnet_tl1_digit(idx, 1) * a[2 * p + 1];
-            table[32 * p + idx] = (uint8_t) (e & 0xFF);
-            table[32 * p + 16 + idx] = (uint8_t) ((e >> 8) & 0xFF);
+            bitnet_lut_set_entry(table, p, idx, e);
         }
     }
 }
@@ -23,7 +22,7 @@ void bitnet_tl1_gemv_generic(int64_t K, const uint8_t * w, int64_t tile0, int64_
                 int16_t s = 0;  // as the SIMD kernels: int16 within a block (it cannot wrap), then int32
                 for (int64_t p = p0; p < P && p < p0 + BITNET_TL1_BLOCK_PAIRS; ++p) {
                     const int idx = bitnet_tl1_index(wt, r, p);
-                    s = (int16_t) (s + (int16_t) (table[32 * p + idx] | (table[32 * p + 16 + idx] << 8)));
+                    s = (int16_t) (s + bitnet_lut_entry(table, p, idx));
                 }
                 acc += s;
             }

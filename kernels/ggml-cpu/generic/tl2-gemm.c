@@ -9,8 +9,7 @@ void bitnet_tl2_table_generic(const int8_t * a, int64_t K, uint8_t * table) {
             for (int d = 0; d < 3; ++d) {
                 e += bitnet_tl2_digit(m, 0, d) * a[3 * g + d];
             }
-            table[32 * g + m] = (uint8_t) (e & 0xFF);
-            table[32 * g + 16 + m] = (uint8_t) ((e >> 8) & 0xFF);
+            bitnet_lut_set_entry(table, g, m, e);
         }
     }
 }
@@ -27,7 +26,7 @@ void bitnet_tl2_gemv_generic(int64_t K, const uint8_t * w, int64_t tile0, int64_
                 for (int64_t g = g0; g < G && g < g0 + BITNET_TL2_BLOCK_GROUPS; ++g) {
                     int neg;
                     const int mag = bitnet_tl2_field(wt, r, g, &neg);
-                    const int16_t e = (int16_t) (table[32 * g + mag] | (table[32 * g + 16 + mag] << 8));
+                    const int16_t e = bitnet_lut_entry(table, g, mag);
                     s = (int16_t) (neg ? s - e : s + e);
                 }
                 acc += s;

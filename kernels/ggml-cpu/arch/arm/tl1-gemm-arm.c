@@ -218,6 +218,27 @@ static void for_column_groups(const cols_fn * by_count, const int8_t * wd, int64
     }
 }
 
+// decodes pairs [p0, p0 + n) of a tile (zeros past P) into a batch in the kernel's own weight layout
+typedef void (*decode_fn)(const uint8_t * wt, int64_t P, int64_t p0, int64_t n, int8_t * wd);
+
+// the gemm of one tile, for either weight layout: decode a batch of pairs, run every column group over it
+INL void gemm_tile(decode_fn decode, const cols_fn * by_count, int64_t K, const uint8_t * w, int64_t tile,
+                   const int8_t * a, int64_t lda, int64_t ncols, int32_t * out, int64_t ldo) {
+    int8_t wd[GEMM_BATCH_PAIRS * 64] __attribute__((aligned(64)));
+    int32_t acc[BITNET_LUT_GEMM_MAX_COLS * BITNET_TL1_TILE_ROWS];
+    memset(acc, 0, sizeof(int32_t) * (size_t) (ncols * BITNET_TL1_TILE_ROWS));
+    const int64_t P = bitnet_tl1_pairs(K);
+    const uint8_t * wt = w + (size_t) tile * bitnet_tl1_tile_bytes(K);
+    for (int64_t p0 = 0; p0 < P; p0 += GEMM_BATCH_PAIRS) {
+        const int64_t n = batch_pairs(P, p0);
+        decode(wt, P, p0, n, wd);
+        for_column_groups(by_count, wd, n, a + 2 * p0, lda, ncols, acc);
+    }
+    for (int64_t c = 0; c < ncols; ++c) {
+        memcpy(out + c * ldo, acc + BITNET_TL1_TILE_ROWS * c, sizeof(int32_t) * BITNET_TL1_TILE_ROWS);
+    }
+}
+
 // the columns of a register block: a literal trip count, so that the loop unrolls completely (clang unrolls a
 // pragma loop with a variable count at run time, before inlining makes C constant, and the accumulators then
 // live on the stack)
@@ -291,19 +312,7 @@ COLS_FUNCTIONS(neon)
 void bitnet_tl1_gemm_neon(int64_t K, const uint8_t * w, int64_t tile, const int8_t * a, const int32_t * a_sum,
                           int64_t lda, int64_t ncols, int32_t * out, int64_t ldo) {
     (void) a_sum;
-    int8_t wd[GEMM_BATCH_PAIRS * 64] __attribute__((aligned(64)));
-    int32_t acc[BITNET_LUT_GEMM_MAX_COLS * BITNET_TL1_TILE_ROWS];
-    memset(acc, 0, sizeof(int32_t) * (size_t) (ncols * BITNET_TL1_TILE_ROWS));
-    const int64_t P = bitnet_tl1_pairs(K);
-    const uint8_t * wt = w + (size_t) tile * bitnet_tl1_tile_bytes(K);
-    for (int64_t p0 = 0; p0 < P; p0 += GEMM_BATCH_PAIRS) {
-        const int64_t n = batch_pairs(P, p0);
-        neon_decode(wt, P, p0, n, wd);
-        for_column_groups(neon_cols_by_count, wd, n, a + 2 * p0, lda, ncols, acc);
-    }
-    for (int64_t c = 0; c < ncols; ++c) {
-        memcpy(out + c * ldo, acc + BITNET_TL1_TILE_ROWS * c, sizeof(int32_t) * BITNET_TL1_TILE_ROWS);
-    }
+    gemm_tile(neon_decode, neon_cols_by_count, K, w, tile, a, lda, ncols, out, ldo);
 }
 
 // -- dotprod: per quad of k (two pairs) 128 bytes, vector 4h + j = rows 16h + 4j .. +3, 4 k of each row -------
@@ -385,19 +394,7 @@ COLS_FUNCTIONS(dot)
 void bitnet_tl1_gemm_dotprod(int64_t K, const uint8_t * w, int64_t tile, const int8_t * a, const int32_t * a_sum,
                              int64_t lda, int64_t ncols, int32_t * out, int64_t ldo) {
     (void) a_sum;
-    int8_t wd[GEMM_BATCH_PAIRS * 64] __attribute__((aligned(64)));
-    int32_t acc[BITNET_LUT_GEMM_MAX_COLS * BITNET_TL1_TILE_ROWS];
-    memset(acc, 0, sizeof(int32_t) * (size_t) (ncols * BITNET_TL1_TILE_ROWS));
-    const int64_t P = bitnet_tl1_pairs(K);
-    const uint8_t * wt = w + (size_t) tile * bitnet_tl1_tile_bytes(K);
-    for (int64_t p0 = 0; p0 < P; p0 += GEMM_BATCH_PAIRS) {
-        const int64_t n = batch_pairs(P, p0);
-        dot_decode(wt, P, p0, n, wd);
-        for_column_groups(dot_cols_by_count, wd, n, a + 2 * p0, lda, ncols, acc);
-    }
-    for (int64_t c = 0; c < ncols; ++c) {
-        memcpy(out + c * ldo, acc + BITNET_TL1_TILE_ROWS * c, sizeof(int32_t) * BITNET_TL1_TILE_ROWS);
-    }
+    gemm_tile(dot_decode, dot_cols_by_count, K, w, tile, a, lda, ncols, out, ldo);
 }
 
 #endif // BITNET_TL1_HAVE_DOTPROD
