@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Serve a BitNet GGUF over an OpenAI-compatible API with our llama-server (continuous batching). See --help."""
+"""Serve a BitNet GGUF over an OpenAI-compatible API: a guarded front with a chat page and a live dashboard, in front
+of our llama-server (continuous batching), which is restarted if it dies. See --help."""
 
 import sys
 
-from bitnet_gguf.runtime.server import main
+from bitnet_gguf.serving.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

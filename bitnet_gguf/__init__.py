@@ -10,6 +10,11 @@ __all__ = ["Llama", "__version__"]
 if TYPE_CHECKING:
     from .runtime.llm import Llama
 
+from . import gguf_compat  # noqa: E402
+
+# gguf-py (gguf.GGUFReader, gguf-dump) learns I2_S/TL1/TL2; cheap, and never raises (see gguf_compat)
+gguf_compat.install()
+
 
 def __getattr__(name: str) -> Any:
     # Lazy: importing llama_cpp loads libllama for the whole process, so only `bitnet_gguf.Llama` may trigger

@@ -7,7 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from .errors import BitnetError
+from .errors import ArgumentParser, BitnetError, run_cli
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -20,6 +20,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    if not 0 <= args.seed < 2**63:  # numpy's generator takes no negative seed
+        raise BitnetError(f"--seed {args.seed}: expected an integer from 0 to 2**63 - 1")
     if args.gguf:
         from .paths import vocab_gguf
         from .synthetic.gguf_model import write_synthetic_gguf
@@ -43,12 +45,14 @@ def parser() -> argparse.ArgumentParser:
     from .synthetic.hf_model import FORMS, LINEAR_CLASSES
     from .synthetic.shapes import SHAPES
 
-    p = argparse.ArgumentParser(prog="bitnet-gguf", description="BitNet b1.58 models as GGUF for a llama.cpp with I2_S.")
+    p = ArgumentParser(prog="bitnet-gguf", description="BitNet b1.58 models as GGUF for a llama.cpp with I2_S.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("convert", help="convert a Hugging Face BitNet checkpoint folder to GGUF")
     c.add_argument("model_dir", help="folder with config.json, *.safetensors and the tokenizer")
-    c.add_argument("--outtype", default="i2_s", choices=list(FILE_TYPES), help="type of the ternary weights (default: i2_s)")
+    c.add_argument("--outtype", default="i2_s", choices=list(FILE_TYPES),
+                   help="type of the ternary weights (default: i2_s); tq1_0/tq2_0: upstream's types for stock llama.cpp, "
+                        "the same bytes as llama-quantize from the f32 file (embeddings as it picks them)")
     c.add_argument("--outfile", help="output path (default: MODEL_DIR/ggml-model-<outtype>.gguf)")
     c.add_argument("--embd-type", metavar="TYPE",
                    help=f"type of token_embd and output: {', '.join(EMBD_TYPES)} (default: q6_k for i2_s "
@@ -76,27 +80,31 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("setup", help="build llama.cpp with I2_S and optionally convert a model (setup_env.py)", add_help=False)
     sub.add_parser("bench", help="llama-bench one model (bitnet.cpp's e2e_benchmark flags: -m -n -p -t)", add_help=False)
     sub.add_parser("bench-suite", help="our I2_S against upstream types on the 2B-4T shape: table + chart", add_help=False)
+    sub.add_parser("serve", help="run_server.py: the OpenAI-compatible server with its chat page and dashboard", add_help=False)
+    sub.add_parser("soak", help="load and abuse a running server for a while, then report latency and failures", add_help=False)
+    sub.add_parser("dump", help="gguf-dump for our files: metadata and tensor table (I2_S, TL1, TL2 included)", add_help=False)
+    sub.add_parser("info", help="what a GGUF holds, the memory it needs, the kernel this CPU runs it with", add_help=False)
+    sub.add_parser("doctor", help="check the build, CPU, memory and bandwidth against what generation needs", add_help=False)
     return p
 
 
 # subcommands that parse their own arguments
-_DELEGATED = {"setup": ("setup.setup_env", "main"), "bench": ("tools.bench", "e2e_main"), "bench-suite": ("tools.bench", "suite_main")}
+_DELEGATED = {"setup": ("setup.setup_env", "main"), "bench": ("tools.bench", "e2e_main"), "bench-suite": ("tools.bench", "suite_main"),
+              "serve": ("serving.main", "main"), "soak": ("tools.soak", "main"),
+              "dump": ("inspect.dump", "main"), "info": ("inspect.info", "main"), "doctor": ("inspect.doctor", "main")}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def body() -> int:
         if argv and argv[0] in _DELEGATED:
             module, func = _DELEGATED[argv[0]]
             return getattr(importlib.import_module(f".{module}", __package__), func)(argv[1:])
         args = parser().parse_args(argv)
         return args.func(args)
-    except BitnetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,12 @@ def build_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return _folder(override, "BITNET_GGUF_BUILD_DIR", "--build-dir", "build", "llama.cpp build")
 
 
+def cross_build_dir(target: str, override: str | os.PathLike[str] | None = None) -> Path:
+    """setup_env.py --target's build: --build-dir, else build-<target>/ beside build/ (never $BITNET_GGUF_BUILD_DIR,
+    which names the build this machine runs)."""
+    return Path(override) if override else checkout(f"the {target} build") / f"build-{target}"
+
+
 def vocab_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """llama.cpp's vocab GGUFs: --vocab-dir, else $BITNET_GGUF_VOCAB_DIR, else the unpacked source's models/."""
     return _folder(override, "BITNET_GGUF_VOCAB_DIR", "--vocab-dir", f"{SOURCE_SUBDIR}/models",

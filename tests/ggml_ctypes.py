@@ -50,6 +50,18 @@ class Ggml:
         b.ggml_row_size.argtypes = [C.c_int, C.c_int64]
         b.ggml_mul_mat.restype = C.c_void_p
         b.ggml_mul_mat.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p]
+        for unary in ("ggml_cont", "ggml_dup", "ggml_sum_rows", "ggml_transpose"):
+            getattr(b, unary).restype = C.c_void_p
+            getattr(b, unary).argtypes = [C.c_void_p, C.c_void_p]
+        for binary in ("ggml_add", "ggml_cpy"):
+            getattr(b, binary).restype = C.c_void_p
+            getattr(b, binary).argtypes = [C.c_void_p, C.c_void_p, C.c_void_p]
+        b.ggml_cast.restype = C.c_void_p
+        b.ggml_cast.argtypes = [C.c_void_p, C.c_void_p, C.c_int]
+        b.ggml_scale.restype = C.c_void_p
+        b.ggml_scale.argtypes = [C.c_void_p, C.c_void_p, C.c_float]
+        b.ggml_view_2d.restype = C.c_void_p
+        b.ggml_view_2d.argtypes = [C.c_void_p, C.c_void_p, C.c_int64, C.c_int64, C.c_size_t, C.c_size_t]
         b.ggml_get_rows.restype = C.c_void_p
         b.ggml_get_rows.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p]
         b.ggml_new_graph.restype = C.c_void_p
@@ -133,6 +145,30 @@ class Ggml:
             return self._compute(ctx, self.base.ggml_mul_mat(ctx, w, xt), threads, (n, m))
         finally:
             self.base.ggml_free(ctx)
+
+    def op_on(self, gtype: int, wdata: np.ndarray, k: int, m: int, op: str, threads: int = 2) -> np.ndarray:
+        """One op applied to a [m, k] tensor of gtype, computed, as F32 [m, k]-shaped output. `op` names the graph:
+        cast (to F32), dup, cont, add (w + w), scale, sum_rows, transpose+cont, view (first row, cast), cpy_into (F32
+        copied into a gtype tensor)."""
+        ctx = self._context(wdata.nbytes * 4 + m * k * 16)
+        b = self.base
+        try:
+            w = self._tensor(ctx, gtype, k, m, wdata)
+            out = {
+                "cast": lambda: b.ggml_cast(ctx, w, GGML_TYPE_F32),
+                "cpy_to_f32": lambda: b.ggml_cpy(ctx, w, b.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, m)),
+                "dup": lambda: b.ggml_dup(ctx, w),
+                "cont": lambda: b.ggml_cont(ctx, w),
+                "add": lambda: b.ggml_add(ctx, w, w),
+                "scale": lambda: b.ggml_scale(ctx, w, 2.0),
+                "sum_rows": lambda: b.ggml_sum_rows(ctx, w),
+                "transpose": lambda: b.ggml_cont(ctx, b.ggml_transpose(ctx, w)),
+                "view": lambda: b.ggml_cast(ctx, b.ggml_view_2d(ctx, w, k, 1, b.ggml_row_size(gtype, k), 0), GGML_TYPE_F32),
+                "cpy_into": lambda: b.ggml_cpy(ctx, b.ggml_new_tensor_2d(ctx, GGML_TYPE_F32, k, m), w),
+            }[op]()
+            return self._compute(ctx, out, threads, (m, k))
+        finally:
+            b.ggml_free(ctx)
 
     def get_rows(self, gtype: int, wdata: np.ndarray, k: int, m: int, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.int32)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,151 @@ def start_server(model: Path, log: Path, *extra: str, port: int | None = None) -
              "-t", "2", "-c", "2048", "--parallel", "4", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     return ServerProc(proc, port, log)
+
+
+@contextlib.contextmanager
+def running_server(model: Path, log: Path, *extra: str) -> Iterator[ServerProc]:
+    """A started run_server.py, ready to answer, stopped on the way out."""
+    srv = start_server(model, log, *extra)
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_chromium() -> str:
+    """Debian's chromium; CI installs it (.ci/run), so there its absence fails the test instead of skipping it."""
+    import pytest
+
+    exe = chromium()
+    if exe is None:
+        message = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return exe
+
+
+def run_chromium(url: str, *args: str, budget_ms: int = 10000, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium on a page. --virtual-time-budget runs the page's timers and fetches (fast-forwarded) before
+    the DOM is dumped or the screenshot taken."""
+    exe = chromium()
+    assert exe is not None
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+                           "--window-size=1200,800", f"--virtual-time-budget={budget_ms}", *args, url],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (a minimal websocket client, standard library only).
+    For pages that stream: --dump-dom fast-forwards virtual time and would not wait for the tokens."""
+
+    def __init__(self, profile_dir: Path, timeout: float = 30) -> None:
+        import base64
+        import secrets
+
+        exe = require_chromium()
+        port = free_port()
+        self.proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                      f"--remote-debugging-port={port}", f"--user-data-dir={profile_dir}",
+                                      "--window-size=1200,800", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._id = 0
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    _, targets = http_json(f"http://{HOST}:{port}/json/list", timeout=2)
+                    ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t.get("type") == "page")
+                    break
+                except (urllib.error.URLError, OSError, StopIteration, TypeError, ValueError):
+                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                        raise AssertionError("chromium's DevTools endpoint did not come up") from None
+                    time.sleep(0.2)
+            path = ws_url.split(str(port), 1)[1]
+            self.sock = socket.create_connection((HOST, port), timeout=timeout)
+            key = base64.b64encode(secrets.token_bytes(16)).decode()
+            self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+                              f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = self.sock.recv(1)
+                assert chunk, "chromium closed the websocket handshake"
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 101"), head
+        except BaseException:
+            self.close()
+            raise
+
+    def _send(self, text: str) -> None:
+        import secrets
+
+        data = text.encode()
+        n = len(data)
+        header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
+                                  bytes([0x80 | 126]) + n.to_bytes(2, "big") if n < 65536 else
+                                  bytes([0x80 | 127]) + n.to_bytes(8, "big"))
+        mask = secrets.token_bytes(4)  # client frames are masked (RFC 6455)
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            assert chunk, "chromium closed the websocket"
+            buf += chunk
+        return buf
+
+    def _recv(self) -> str:
+        message = b""
+        while True:
+            b0, b1 = self._exact(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(self._exact(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self._exact(8), "big")
+            payload = self._exact(n)
+            if b0 & 0x0F == 0x8:
+                raise AssertionError("chromium closed the websocket")
+            message += payload
+            if b0 & 0x80:  # FIN: the last fragment
+                return message.decode()
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._id += 1
+        self._send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self._recv())
+            if reply.get("id") == self._id:  # anything else is an event we did not ask for
+                assert "error" not in reply, reply
+                return reply.get("result", {})
+
+    def evaluate(self, expression: str) -> Any:
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True).get("result", {}).get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30) -> Any:
+        """Poll a JavaScript expression in real time until it is truthy; its value."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"not true after {timeout:.0f} s: {expression}")
+
+    def close(self) -> None:
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            sock.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
 
 
 def run_inference(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

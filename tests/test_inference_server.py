@@ -29,6 +29,7 @@ from .server_helpers import (
     http_json,
     port_is_free,
     run_inference,
+    running_server,
     start_server,
 )
 
@@ -42,12 +43,8 @@ MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
 
 @pytest.fixture(scope="module")
 def server(tiny_i2s: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
-    srv = start_server(tiny_i2s, tmp_path_factory.mktemp("server") / "server.log")
-    try:
-        srv.wait_ready()
+    with running_server(tiny_i2s, tmp_path_factory.mktemp("server") / "server.log", "--alias", "tiny") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +135,7 @@ def greedy_three_ways(srv: ServerProc, model: Path, llm: Any) -> dict[str, tuple
     assert status == 200, body
     out = {"server": (body["choices"][0]["text"], body["usage"]["prompt_tokens"])}
 
-    cli = run_inference("-m", str(model), "-p", PROMPT, "-n", str(N_GREEDY), "-temp", "0", "-t", "2", "-c", "2048",
+    cli = run_inference("-m", str(model), "-p", PROMPT, "-n", str(N_GREEDY), "-temp", "0", "-t", "2", "-c", "2048", "-v",
                         "--", "--verbose-prompt")
     assert cli.returncode == 0, cli.stderr[-3000:]
     m = re.search(r"number of tokens in prompt = (\d+)", cli.stderr)

@@ -7,6 +7,7 @@ Each run must end with "N passed, 0 failed" and must have exercised the kernels 
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import shutil
@@ -62,8 +63,13 @@ def expected_kernels(cc: str, flags: list[str]) -> set[str]:
     return want
 
 
-def run_and_check(cmd: list[str], want: set[str], timeout: float) -> str:
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+# LeakSanitizer cannot run under qemu-user (it needs ptrace); leaks are checked by the native sanitizer runs
+QEMU_ASAN_ENV = {"ASAN_OPTIONS": "detect_leaks=0"}
+
+
+def run_and_check(cmd: list[str], want: set[str], timeout: float, env: dict[str, str] | None = None) -> str:
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
     out = res.stdout
     lines = out.strip().splitlines()
     assert lines, f"no output from {cmd}: {res.stderr}"
@@ -131,7 +137,7 @@ def test_avxvnni_vex_build(bindir: Path) -> None:
 def test_native_sanitizers(bindir: Path) -> None:
     # out-of-bounds reads of weights/activations and undefined shifts show up here
     require("gcc")
-    flags = ["-O1", "-g", "-march=native", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    flags = [*SANITIZE, "-march=native"]
     try:
         exe = build("gcc", flags, NATIVE_ARCH, TEST_SRC, bindir / "test_asan")
     except AssertionError as e:
@@ -155,14 +161,18 @@ AARCH64_CASES = [
 ]
 
 
+@pytest.mark.parametrize("sanitize", [False, True], ids=["plain", "asan-ubsan"])
 @pytest.mark.parametrize(("flags", "qemu_cpu", "args"), AARCH64_CASES, ids=["dotprod", "neon-cortex-a53"])
-def test_aarch64_kernels_under_qemu(bindir: Path, flags: list[str], qemu_cpu: str | None, args: list[str]) -> None:
+def test_aarch64_kernels_under_qemu(bindir: Path, flags: list[str], qemu_cpu: str | None, args: list[str],
+                                    sanitize: bool) -> None:
     require("aarch64-linux-gnu-gcc", "qemu-aarch64")
     if not Path(QEMU_SYSROOT).is_dir():
         pytest.skip(f"{QEMU_SYSROOT} missing (apt: gcc-aarch64-linux-gnu)")
     cc = "aarch64-linux-gnu-gcc"
     want = expected_kernels(cc, flags)
     assert "neon" in want and ("dotprod" in want) == ("dotprod" in flags[-1])
-    exe = build(cc, flags, "arm", TEST_SRC, bindir / f"test_aarch64_{qemu_cpu or 'max'}")
+    exe = build(cc, [*flags, *(SANITIZE if sanitize else [])], "arm", TEST_SRC,
+                bindir / f"test_aarch64_{qemu_cpu or 'max'}{'_asan' if sanitize else ''}")
     cpu = ["-cpu", qemu_cpu] if qemu_cpu else []
-    run_and_check(["qemu-aarch64", *cpu, "-L", QEMU_SYSROOT, str(exe), *args], want, timeout=120)
+    run_and_check(["qemu-aarch64", *cpu, "-L", QEMU_SYSROOT, str(exe), *args], want, timeout=300,
+                  env=QEMU_ASAN_ENV if sanitize else None)

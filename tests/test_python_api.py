@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bitnet_gguf.errors import BitnetError
+from bitnet_gguf.runtime.threads import physical_cores
 
 from .conftest import REPO_ROOT
 
@@ -47,7 +48,7 @@ def test_uses_our_library(llm: Any, bin_dir: Path) -> None:
     import llama_cpp
 
     assert Path(llama_cpp.llama_cpp._lib._name).resolve().parent == bin_dir.resolve()
-    assert llm.context_params.n_threads >= 1
+    assert llm.context_params.n_threads == physical_cores()  # the command line's default
 
 
 def test_missing_model(tmp_path: Path, llm: Any) -> None:

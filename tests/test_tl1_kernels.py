@@ -17,7 +17,19 @@ import pytest
 
 from bitnet_gguf.formats.quants import TL1, ternarize
 
-from .test_kernels import CPU, IS_ARM64, IS_X86, KERNELS, QEMU_SYSROOT, ROOT, expected_kernels, require, run_and_check
+from .test_kernels import (
+    CPU,
+    IS_ARM64,
+    IS_X86,
+    KERNELS,
+    QEMU_ASAN_ENV,
+    QEMU_SYSROOT,
+    ROOT,
+    SANITIZE,
+    expected_kernels,
+    require,
+    run_and_check,
+)
 
 TEST_SRC = ROOT / "tests" / "kernels" / "test_tl1_gemm.c"
 FORMAT_SRC = [KERNELS / "tl1-quants.c", KERNELS / "i2s-quants.c"]
@@ -60,7 +72,7 @@ def test_native_tl1_kernels(bindir: Path) -> None:
 def test_native_tl1_sanitizers(bindir: Path) -> None:
     # reads past the weights, the activations or a table, and undefined shifts show up here
     require("gcc")
-    flags = ["-O1", "-g", "-march=native", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    flags = [*SANITIZE, "-march=native"]
     try:
         exe = build_tl1("gcc", flags, IS_ARM64, bindir / "test_tl1_asan")
     except AssertionError as e:
@@ -77,17 +89,21 @@ AARCH64_CASES = [
 ]
 
 
+@pytest.mark.parametrize("sanitize", [False, True], ids=["plain", "asan-ubsan"])
 @pytest.mark.parametrize(("flags", "qemu_cpu", "want"), AARCH64_CASES, ids=["dotprod", "neon-cortex-a53"])
-def test_aarch64_tl1_kernels_under_qemu(bindir: Path, flags: list[str], qemu_cpu: str | None, want: set[str]) -> None:
+def test_aarch64_tl1_kernels_under_qemu(bindir: Path, flags: list[str], qemu_cpu: str | None, want: set[str],
+                                        sanitize: bool) -> None:
     require("aarch64-linux-gnu-gcc", "qemu-aarch64")
     if not Path(QEMU_SYSROOT).is_dir():
         pytest.skip(f"{QEMU_SYSROOT} missing (apt: gcc-aarch64-linux-gnu)")
     cc = "aarch64-linux-gnu-gcc"
     assert expected_tl1(cc, flags) == want  # the guards of tl1-gemm.h agree with the compiler's macros
-    exe = build_tl1(cc, flags, True, bindir / f"test_tl1_aarch64_{qemu_cpu or 'max'}")
+    exe = build_tl1(cc, [*flags, *(SANITIZE if sanitize else [])], True,
+                    bindir / f"test_tl1_aarch64_{qemu_cpu or 'max'}{'_asan' if sanitize else ''}")
     cpu = ["-cpu", qemu_cpu] if qemu_cpu else []
     # --quick: every shape and column count, the gemm on the first and last tile of each shape
-    out = run_and_check(["qemu-aarch64", *cpu, "-L", QEMU_SYSROOT, str(exe), "--quick"], want, timeout=180)
+    out = run_and_check(["qemu-aarch64", *cpu, "-L", QEMU_SYSROOT, str(exe), "--quick"], want, timeout=300,
+                        env=QEMU_ASAN_ENV if sanitize else None)
     assert f"compiled: {' '.join(k for k in ('dotprod', 'neon', 'generic') if k in want)}" in out
 
 

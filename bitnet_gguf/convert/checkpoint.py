@@ -106,11 +106,14 @@ def _rope(cfg: dict[str, Any], path: Path) -> tuple[float, dict[str, Any] | None
         theta = 10000.0
     if not isinstance(theta, (int, float)) or theta <= 0:
         raise BitnetError(f"{path}: rope_theta must be a positive number, got {theta!r}")
+    if scaling is not None and not isinstance(scaling, dict):
+        # transformers reads an object such as {"type": "linear", "factor": 2.0}; a bare name has no factor
+        raise BitnetError(f"{path}: rope_scaling must be an object like {{\"type\": \"linear\", \"factor\": 2.0}}, got {scaling!r}")
     if scaling is not None:
         kind = scaling.get("rope_type", scaling.get("type"))
         if kind in (None, "default"):
             scaling = None
-        elif kind not in ("linear", "llama3"):
+        elif kind not in ("linear", "llama3"):  # also a non-string type
             raise BitnetError(f"{path}: rope scaling type {kind!r} is not supported (expected linear or llama3)")
     return float(theta), scaling
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from ..errors import BitnetError
 from ..formats.architectures import GGUF_SUB_NORMS, IGNORED, LAYER_NORMS, projections, sub_norm_sizes
-from ..formats.constants import QK_I2_S
+from ..formats.constants import QK_I2_S, QK_TQ, STOCK_TERNARY_TYPES
 from ..formats.gguf_write import TERNARY_GGUF_TYPES
-from ..formats.kquants import Q6K
+from ..formats.kquants import Q4K, Q6K
 from ..formats.quants import absmean_ternarize
 from ..formats.safetensors_reader import FLOAT_DTYPES, SafetensorsReader
 from .checkpoint import ModelConfig
@@ -27,10 +27,10 @@ from .ternary import check_ternary_values, scale_from_weight_scale, unpack_rows
 Q = gguf.GGMLQuantizationType
 # --embd-type choices we can encode in numpy (gguf.quants' encoders, and our Q6_K one)
 EMBD_TYPES: dict[str, Q] = {
-    "f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q6_k": Q.Q6_K,
+    "f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q6_k": Q.Q6_K, "q4_k": Q.Q4_K,
     "q8_0": Q.Q8_0, "q5_1": Q.Q5_1, "q5_0": Q.Q5_0, "q4_1": Q.Q4_1, "q4_0": Q.Q4_0,
 }
-NOT_YET_EMBD = ("q5_k", "q4_k", "q3_k", "q2_k")
+NOT_YET_EMBD = ("q5_k", "q3_k", "q2_k")
 
 
 def default_embd_type(outtype: str, row_length: int) -> str:
@@ -43,6 +43,16 @@ def default_embd_type(outtype: str, row_length: int) -> str:
     if outtype not in TERNARY_GGUF_TYPES:
         return outtype
     return "q6_k" if row_length % 256 == 0 else "q8_0" if row_length % 32 == 0 else "f16"
+
+
+def stock_embd_types(row_length: int, tied: bool) -> tuple[str, str]:
+    """(token_embd, output) types of a tq1_0/tq2_0 file: what llama-quantize picks for a TQ1_0/TQ2_0 ftype
+    (llama-quant.cpp: the lm_head, and a tied token_embd, Q6_K; an untied token_embd Q4_K; rows that a
+    256-block does not fit fall back to Q8_0 / Q5_0, then F16), so the whole file equals llama-quantize's."""
+    head = default_embd_type("i2_s", row_length)
+    if tied:
+        return head, head
+    return ("q4_k" if row_length % 256 == 0 else "q5_0" if row_length % 32 == 0 else "f16"), head
 
 
 CHUNK_BYTES = 32 << 20
@@ -82,6 +92,8 @@ def _float_bytes(x: np.ndarray, qtype: int) -> np.ndarray:
         return x.astype(np.float16)
     if qtype == Q.Q6_K:
         return Q6K.quantize(x)
+    if qtype == Q.Q4_K:
+        return Q4K.quantize(x)
     return gguf.quants.quantize(x, Q(qtype))  # BF16 and the block quants, rounded as llama.cpp does
 
 
@@ -121,11 +133,13 @@ def llama3_rope_factors(cfg: ModelConfig) -> np.ndarray:
 
 
 class TensorPlanner:
-    def __init__(self, cfg: ModelConfig, reader: SafetensorsReader, outtype: str, embd_type: str) -> None:
+    def __init__(self, cfg: ModelConfig, reader: SafetensorsReader, outtype: str, embd_type: str,
+                 output_type: str | None = None) -> None:
         self.cfg = cfg
         self.reader = reader
         self.outtype = outtype
         self.embd_qtype = EMBD_TYPES[embd_type]
+        self.output_qtype = EMBD_TYPES[output_type or embd_type]
         self.used: set[str] = set()
 
     # --- checks ---------------------------------------------------------------------------------------
@@ -205,6 +219,8 @@ class TensorPlanner:
         if hf not in self.reader:
             raise BitnetError(f"{self.cfg.model_dir}: missing tensor {hf} (expected shape {list(shape)})")
         rec = self.reader.record(hf)
+        if rec.dtype != "U8" and rec.dtype not in FLOAT_DTYPES:  # judged now, before the file is created
+            raise BitnetError(f"{rec.file}: tensor {hf}: dtype {rec.dtype}, expected a float master weight or packed U8")
         module = hf[: -len(".weight")]
         if self.cfg.quant is not None and any(module == m or module.startswith(m + ".") or module.endswith("." + m)
                                               for m in self.cfg.quant.modules_to_not_convert):
@@ -224,6 +240,10 @@ class TensorPlanner:
             if self.outtype == "i2_s" and n % QK_I2_S:
                 raise BitnetError(f"{rec.file}: tensor {hf} has {n} elements ({shape[0]}x{shape[1]}), "
                                   f"I2_S needs a multiple of {QK_I2_S}; use --outtype f16 or tl2")
+            if self.outtype in STOCK_TERNARY_TYPES and shape[1] % QK_TQ:
+                # llama-quantize would fall back to Q4_0 here, which does not hold ternary weights exactly
+                raise BitnetError(f"{rec.file}: tensor {hf} has rows of {shape[1]} values, {self.outtype.upper()} needs "
+                                  f"a multiple of {QK_TQ}; use --outtype i2_s")
             qtype, nbytes = int(ternary.raw), ternary.nbytes(*shape)
         else:
             qtype = int(EMBD_TYPES[self.outtype])
@@ -257,7 +277,7 @@ class TensorPlanner:
         out.append(self._norm("model.norm.weight", "output_norm.weight", c.hidden))
         # a tied model has no lm_head; llama.cpp then reuses token_embd (our bitnet graph duplicates it)
         if "lm_head.weight" in self.reader and not c.tied:
-            out.append(self._matrix("lm_head.weight", "output.weight", (c.vocab, c.hidden), self.embd_qtype))
+            out.append(self._matrix("lm_head.weight", "output.weight", (c.vocab, c.hidden), self.output_qtype))
         elif "lm_head.weight" in self.reader:
             self.used.add("lm_head.weight")
         for il in range(c.layers):

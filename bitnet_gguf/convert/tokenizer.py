@@ -106,16 +106,24 @@ def _bpe(model_dir: Path, n_vocab: int, pre_override: str | None) -> Vocabulary:
         tj: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         model = tj["model"]
         vocab: dict[str, int] = model["vocab"]
+        if not isinstance(vocab, dict) or not all(isinstance(i, int) and i >= 0 for i in vocab.values()):
+            raise ValueError("model.vocab must map tokens to ids >= 0")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise BitnetError(f"{path}: not a valid tokenizer.json ({e})") from None
     if model.get("type") != "BPE" or model.get("byte_fallback") or (tj.get("decoder") or {}).get("type") != "ByteLevel":
         raise BitnetError(f"{path}: only byte-level BPE tokenizers are supported here (Llama-3, Falcon3, Falcon-E); "
                           "SentencePiece models need tokenizer.model")
     tokens: dict[int, tuple[str, int]] = {i: (t, gguf.TokenType.NORMAL) for t, i in vocab.items()}
-    for added in tj.get("added_tokens") or []:
+    added_tokens = tj.get("added_tokens") or []
+    if not isinstance(added_tokens, list):
+        raise BitnetError(f"{path}: added_tokens must be a list, got {type(added_tokens).__name__}")
+    for i, added in enumerate(added_tokens):
+        if not isinstance(added, dict) or isinstance(added.get("id"), bool) or not isinstance(added.get("id"), int) \
+                or added["id"] < 0 or not isinstance(added.get("content"), str):
+            raise BitnetError(f"{path}: added_tokens[{i}] needs an integer id >= 0 and a string content, got {added!r:.80}")
         # like convert_hf_to_gguf.py: special added tokens are CONTROL (never produced by plain text), others USER_DEFINED
         typ = gguf.TokenType.CONTROL if added.get("special") else gguf.TokenType.USER_DEFINED
-        tokens[int(added["id"])] = (added["content"], typ)
+        tokens[added["id"]] = (added["content"], typ)
     toks, types = _pad(tokens, n_vocab, path)
     if pre_override:
         pre = PRE_ALIASES.get(pre_override, pre_override)
@@ -137,11 +145,14 @@ def _bpe(model_dir: Path, n_vocab: int, pre_override: str | None) -> Vocabulary:
 def _spm(model_dir: Path, n_vocab: int) -> Vocabulary:
     path = model_dir / "tokenizer.model"
     try:
+        import sentencepiece  # noqa: F401
+    except ImportError:
+        raise BitnetError(f"{path}: reading it needs the 'sentencepiece' package (pip install sentencepiece)") from None
+    try:
         sp = gguf.vocab.SentencePieceVocab(model_dir)
-    except RuntimeError as e:  # sentencepiece missing
-        raise BitnetError(f"{path}: {e} (pip install sentencepiece)") from None
-    except (OSError, ValueError) as e:
-        raise BitnetError(f"{path}: cannot be read as a SentencePiece model ({e})") from None
+    except (RuntimeError, OSError, ValueError, TypeError) as e:  # sentencepiece reports a corrupt file as RuntimeError
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BitnetError(f"{path}: cannot be read as a SentencePiece model ({why})") from None
     tokens: dict[int, tuple[str, int]] = {}
     scores: dict[int, float] = {}
     for i, (text, score, typ) in enumerate(sp.all_tokens()):

@@ -26,15 +26,24 @@ class Architecture:
     permute_qk: bool
     # the architecture itself says "ternary": master weights are ternarized without any quantization_config
     always_ternary: bool
+    # None: an unpatched llama.cpp knows this architecture and computes it right (given upstream tensor types);
+    # else why it does not, in words for a one-line refusal (convert --outtype tq1_0|tq2_0, `info`)
+    not_in_stock: str | None = None
 
 
 # 2B-4T and 1bitLLM spell their sub-norms differently; the converter accepts either spelling for both
 _SUB_NORMS_2B = (("self_attn.attn_sub_norm", "self_attn.inner_attn_ln"), ("mlp.ffn_sub_norm", "mlp.ffn_layernorm"))
 _SUB_NORMS_1BIT = (("self_attn.inner_attn_ln", "self_attn.attn_sub_norm"), ("mlp.ffn_layernorm", "mlp.ffn_sub_norm"))
 
+# upstream has neither relu² name (patch 0008 adds both); its `bitnet` class, the only graph with sub-norms, uses SiLU
+_NO_RELU2_UPSTREAM = ("stock llama.cpp has no {} architecture, and its `bitnet` graph computes the FFN with SiLU "
+                      "where this model needs squared ReLU (BitNet-b1.58-2B-4T would run wrong)")
+
 ARCHITECTURES: tuple[Architecture, ...] = (
-    Architecture("bitnet-b1.58", "BitNetForCausalLM", "bitnet", "relu2", _SUB_NORMS_2B, permute_qk=False, always_ternary=True),
-    Architecture("bitnet-25", None, "bitnet", "relu2", _SUB_NORMS_2B, permute_qk=False, always_ternary=True),
+    Architecture("bitnet-b1.58", "BitNetForCausalLM", "bitnet", "relu2", _SUB_NORMS_2B, permute_qk=False, always_ternary=True,
+                 not_in_stock=_NO_RELU2_UPSTREAM.format("`bitnet-b1.58`")),
+    Architecture("bitnet-25", None, "bitnet", "relu2", _SUB_NORMS_2B, permute_qk=False, always_ternary=True,
+                 not_in_stock=_NO_RELU2_UPSTREAM.format("`bitnet-25`")),
     Architecture("bitnet", "BitnetForCausalLM", "llama", "silu", _SUB_NORMS_1BIT, permute_qk=False, always_ternary=True),
     Architecture("llama", "LlamaForCausalLM", "llama", "silu", None, permute_qk=True, always_ternary=False),
 )
@@ -42,6 +51,11 @@ BY_GGUF: dict[str, Architecture] = {a.gguf_arch: a for a in ARCHITECTURES}
 BY_HF: dict[str, Architecture] = {a.hf_arch: a for a in ARCHITECTURES if a.hf_arch}
 # the BitNet graphs (attention and FFN sub-norms), as opposed to plain Llamas with ternary weights
 BITNET_ARCHS: tuple[str, ...] = tuple(a.gguf_arch for a in ARCHITECTURES if a.sub_norms)
+# upstream's `bitnet` loader has no output tensor (patch 0011 adds one) and multiplies by token_embd instead:
+# a file of this architecture with a separate lm_head does not load in stock llama.cpp
+STOCK_NO_OUTPUT_TENSOR = ("bitnet",)
+NO_OUTPUT_TENSOR_REASON = ("stock llama.cpp's `bitnet` graph has no separate lm_head (it reuses token_embd), "
+                           "so a model with its own output.weight does not load there")
 GGUF_SUB_NORMS = ("attn_sub_norm", "ffn_sub_norm")
 
 

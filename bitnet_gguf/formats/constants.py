@@ -26,8 +26,20 @@ LLAMA_FTYPE_I2_S_IN_FILES = 40
 # TL1/TL2 files say 138/143 (100 + the tensor type, clear of upstream's and bitnet.cpp's ids; patch 0018)
 LLAMA_FTYPE_TL1 = 138
 LLAMA_FTYPE_TL2 = 143
+# upstream's ternary types (docs/convert.md "Files for stock llama.cpp"): ggml types 34/35, 256-element blocks with
+# an f16 scale each; files say upstream's LLAMA_FTYPE_MOSTLY_TQ1_0 / TQ2_0 (llama.h), as llama-quantize writes them
+GGML_TYPE_TQ1_0 = 34
+GGML_TYPE_TQ2_0 = 35
+QK_TQ = 256  # elements per block (ggml's QK_K)
+TQ1_0_BLOCK_BYTES = 48 + 4 + 2  # qs: 5 trits per byte (240 values), qh: 4 trits per byte (16 values), f16 d
+TQ2_0_BLOCK_BYTES = 64 + 2  # qs: 2-bit codes, f16 d
+LLAMA_FTYPE_TQ1_0 = 36
+LLAMA_FTYPE_TQ2_0 = 37
 FILE_TYPES: dict[str, int] = {"f32": 0, "f16": 1, "bf16": 32, "i2_s": LLAMA_FTYPE_I2_S_IN_FILES,
-                              "tl1": LLAMA_FTYPE_TL1, "tl2": LLAMA_FTYPE_TL2}
+                              "tl1": LLAMA_FTYPE_TL1, "tl2": LLAMA_FTYPE_TL2,
+                              "tq1_0": LLAMA_FTYPE_TQ1_0, "tq2_0": LLAMA_FTYPE_TQ2_0}
+# --outtype values whose files an unpatched llama.cpp loads (upstream types and keys only)
+STOCK_TERNARY_TYPES = ("tq1_0", "tq2_0")
 
 # bitnet.cpp's ternary weight types (setup_env.py -q)
 TERNARY_TYPES = ("i2_s", "tl1", "tl2")
@@ -35,3 +47,8 @@ TERNARY_TYPES = ("i2_s", "tl1", "tl2")
 # general.file_type of bitnet.cpp's own TL files (its MOSTLY_TL1/TL2; upstream uses 38/39 for MXFP4_MOE/NVFP4,
 # never with a bitnet architecture). Their tensors (types 38 and 39) are refused by our build (docs/formats.md §5).
 BITNET_CPP_TL_FILE_TYPES: dict[int, str] = {38: "TL1", 39: "TL2"}
+
+# ggml type ids an unpatched llama.cpp at our pin reads: 0..42 (GGML_TYPE_COUNT 43) without the removed ids
+# 4, 5 (Q4_2, Q4_3), 31-33 (Q4_0_4_4 and friends), 37 (IQ4_NL_4_8) and 36 / 38 (unused upstream: our I2_S / TL1)
+UPSTREAM_GGML_TYPE_COUNT = 43
+UPSTREAM_GGML_TYPES = frozenset(range(UPSTREAM_GGML_TYPE_COUNT)) - {4, 5, 31, 32, 33, 36, 37, 38}

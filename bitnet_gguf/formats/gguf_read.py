@@ -7,6 +7,7 @@ llama.cpp starts (it would print pages of loader log instead) and pick a chat te
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ GGUF_MAGIC = b"GGUF"
 Scalar = str | int | float | bool
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+GGML_MAX_DIMS = 4
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ def tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int:
     n = int(np.prod(shape))
     if ggml_type == GGML_TYPE_I2_S:
         return i2s_nbytes(n)
-    if ggml_type in (GGML_TYPE_TL1, GGML_TYPE_TL2):
-        return (TL1 if ggml_type == GGML_TYPE_TL1 else TL2).nbytes(int(np.prod(shape[1:])), shape[0])
+    if ggml_type in (GGML_TYPE_TL1, GGML_TYPE_TL2):  # a 0-dimensional tensor is one element, as in ggml
+        return (TL1 if ggml_type == GGML_TYPE_TL1 else TL2).nbytes(int(np.prod(shape[1:])), shape[0] if shape else 1)
     block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ggml_type)]
     return n // block * size
 
@@ -85,10 +87,15 @@ class GGUFFile:
         for _ in range(n_tensors):
             name = _string(f)
             (n_dims,) = struct.unpack("<I", _read(f, 4))
+            if n_dims > GGML_MAX_DIMS:
+                raise ValueError(f"tensor {name!r} has {n_dims} dimensions, more than {GGML_MAX_DIMS}")
             shape = struct.unpack(f"<{n_dims}Q", _read(f, 8 * n_dims))
             gtype, offset = struct.unpack("<IQ", _read(f, 12))
             infos.append((name, gtype, shape, offset))
-        align = int(self.metadata.get("general.alignment", 32))
+        align = self.metadata.get("general.alignment", 32)
+        # ggml's rule: a power of two (0 or a float would break the offset arithmetic below)
+        if type(align) is not int or align <= 0 or align & (align - 1):
+            raise ValueError(f"general.alignment {align!r} is not a power of 2")
         data_start = (f.tell() + align - 1) // align * align
         for name, gtype, shape, offset in infos:
             self.tensors[name] = TensorEntry(name, gtype, tuple(shape), data_start + offset, tensor_nbytes(gtype, shape))
@@ -127,6 +134,10 @@ def check_gguf(path: Path) -> None:
 
 
 def _read(f: BinaryIO, n: int) -> bytes:
+    # a corrupt length must not become a huge allocation (f.read(n) reserves n bytes first): check large reads
+    # against what the file still holds
+    if n > 1 << 20 and n > os.fstat(f.fileno()).st_size - f.tell():
+        raise EOFError(f"truncated file (a length of {n} bytes runs past its end)")
     data = f.read(n)
     if len(data) != n:
         raise EOFError("truncated file")
@@ -146,6 +157,8 @@ def _value(f: BinaryIO, vtype: int) -> Any:
         if itype in _SCALARS:
             fmt = _SCALARS[itype]
             return list(np.frombuffer(_read(f, n * struct.calcsize(fmt)), dtype=np.dtype(fmt)).tolist())
+        if itype == _ARRAY:  # ggml refuses arrays of arrays too; recursing into them could exhaust the stack
+            raise ValueError("nested arrays are not supported")
         return [_value(f, itype) for _ in range(n)]
     if vtype not in _SCALARS:
         raise ValueError(f"unknown value type {vtype}")
@@ -161,8 +174,5 @@ def _skip_array(f: BinaryIO) -> None:
         for _ in range(n):
             (ln,) = struct.unpack("<Q", _read(f, 8))
             f.seek(ln, 1)
-    elif itype == _ARRAY:
-        for _ in range(n):
-            _skip_array(f)
-    else:
+    else:  # arrays of arrays included: ggml refuses them too
         raise ValueError(f"unknown array item type {itype}")

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import I2_S_TAIL_BYTES, QK_I2_S, TL1_TILE_ROWS, TL2_CHUNK_GROUPS, TL2_TILE_ROWS
+from .constants import (
+    I2_S_TAIL_BYTES,
+    QK_I2_S,
+    QK_TQ,
+    TL1_TILE_ROWS,
+    TL2_CHUNK_GROUPS,
+    TL2_TILE_ROWS,
+    TQ1_0_BLOCK_BYTES,
+    TQ2_0_BLOCK_BYTES,
+)
 
 
 class I2SFormatError(ValueError):
@@ -245,3 +254,144 @@ class TL2:
         w = TL2.weights_of(v).reshape(v.shape[0], -1)
         return w[:rows, :cols].astype(np.int8), scale
 
+
+
+# ---- upstream's ternary types TQ1_0 / TQ2_0 (ggml-quants.c, block_tq1_0 / block_tq2_0 in ggml-common.h) -------
+# Blocks of 256 values with their own f16 scale d = max|x| of the block; codes are lroundf(x / d) + 1 in {0, 1, 2}.
+# Exactness: the same float32 operations as quantize_row_tq*_0_ref (x * (1/d), lroundf), and numpy's f16 rounding is
+# ggml's (round to nearest even), so the bytes equal llama-quantize's; tests/test_convert_tq.py compares them.
+
+F32 = np.float32
+
+
+class TQFormatError(ValueError):
+    """A tensor cannot be stored as TQ1_0 / TQ2_0 (no whole 256-element blocks per row)."""
+
+
+def _lroundf(v: np.ndarray) -> np.ndarray:
+    """C's lroundf: round half away from zero (np.rint would round 0.5 to even); v - trunc(v) is exact."""
+    t = np.trunc(v)
+    return (t + np.where(np.abs(v - t) >= F32(0.5), np.sign(v), F32(0))).astype(np.int32)
+
+
+def _tq_blocks(x: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(codes [nb, 256] as uint8 in {0,1,2}, d [nb] as f16) of float values, as quantize_row_tq*_0_ref computes them."""
+    x = np.asarray(x, dtype=F32).reshape(-1)
+    if x.size % QK_TQ:
+        raise TQFormatError(f"{what} needs whole blocks of {QK_TQ} values, got {x.size}")
+    x = x.reshape(-1, QK_TQ)
+    d = np.abs(x).max(axis=1) if x.size else np.zeros(0, F32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d != 0, F32(1.0) / d, F32(0.0)).astype(F32)  # an all-zero block: d = 0, every code 1 (zero)
+    codes = (_lroundf(x * inv[:, None]) + 1).astype(np.uint8)
+    return codes, d.astype(np.float16)
+
+
+def _base3(digits: np.ndarray) -> np.ndarray:
+    """Trits [..., n] (most significant first) as a byte in TQ1_0's fixed point: ceil(value * 256 / 243)."""
+    q = np.zeros(digits.shape[:-1], dtype=np.uint16)
+    for i in range(digits.shape[-1]):
+        q = q * 3 + digits[..., i]
+    return ((q * 256 + 242) // 243).astype(np.uint8)
+
+
+def _trits(q: np.ndarray, n: int) -> np.ndarray:
+    """The inverse of _base3 as ggml's dequantize_row_tq1_0 reads it: trit i = ((uint8)(q * 3^i) * 3) >> 8."""
+    pow3 = np.array([1, 3, 9, 27, 81, 243], dtype=np.uint16)[:n]
+    shifted = (q[..., None].astype(np.uint16) * pow3) & 0xFF
+    return ((shifted * 3) >> 8).astype(np.int8)
+
+
+class _TQ:
+    """What TQ1_0 and TQ2_0 share: per-row block checks, the (t, s) packer and dequantization."""
+
+    block_bytes = 0
+    name = ""
+
+    @classmethod
+    def nbytes(cls, rows: int, cols: int) -> int:
+        if cols % QK_TQ:
+            raise TQFormatError(f"{cls.name} needs rows of whole {QK_TQ}-value blocks, got {cols} columns")
+        return rows * cols // QK_TQ * cls.block_bytes
+
+    @classmethod
+    def quantize(cls, x: np.ndarray) -> np.ndarray:
+        """Float values (rows whose length is a multiple of 256) -> bytes, as ggml's quantize_tq*_0."""
+        codes, d = _tq_blocks(x, cls.name)
+        return cls.encode(codes, d).reshape(-1)
+
+    @classmethod
+    def pack(cls, t: np.ndarray, scale: float) -> np.ndarray:
+        """Ternary t [rows, cols] with the per-tensor scale s: the bytes llama-quantize writes for the F32 tensor s*t.
+
+        Every block holding a nonzero gets d = f16(s), an all-zero block d = 0; the codes are t + 1 either way."""
+        t = np.asarray(t)
+        if t.ndim != 2:
+            raise TQFormatError(f"{cls.name} packs a 2-D weight, got shape {t.shape}")
+        cls.nbytes(*t.shape)
+        _check_ternary(t, cls.name)
+        return cls.quantize(t.astype(F32) * F32(scale))
+
+    @classmethod
+    def encode(cls, codes: np.ndarray, d: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    @classmethod
+    def dequantize(cls, data: np.ndarray, n_elements: int) -> np.ndarray:
+        data = np.asarray(data, dtype=np.uint8).reshape(-1)
+        if n_elements % QK_TQ or data.size != n_elements // QK_TQ * cls.block_bytes:
+            raise TQFormatError(f"{cls.name} data of {n_elements} values must be "
+                                f"{n_elements // QK_TQ * cls.block_bytes} bytes, got {data.size}")
+        t, d = cls.decode(data.reshape(-1, cls.block_bytes))
+        return (t.astype(F32) * d.astype(F32)[:, None]).reshape(-1)
+
+
+class TQ2_0(_TQ):
+    """2 bits per value: block = qs[64] (byte 32c + m holds values 128c + 32n + m at bits 2n), then f16 d. 2.06 bpw."""
+
+    block_bytes = TQ2_0_BLOCK_BYTES
+    name = "TQ2_0"
+
+    @classmethod
+    def encode(cls, codes: np.ndarray, d: np.ndarray) -> np.ndarray:
+        c = codes.reshape(-1, 2, 4, 32)  # [block, chunk of 128, n, m]
+        shifts = (2 * np.arange(4, dtype=np.uint8)).reshape(1, 1, 4, 1)
+        qs = np.bitwise_or.reduce(c << shifts, axis=2).astype(np.uint8).reshape(-1, 64)
+        return np.concatenate([qs, d.reshape(-1, 1).view(np.uint8)], axis=1)
+
+    @classmethod
+    def decode(cls, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        qs = blocks[:, :64].reshape(-1, 2, 1, 32)
+        codes = (qs >> (2 * np.arange(4, dtype=np.uint8)).reshape(1, 1, 4, 1)) & 3
+        return codes.reshape(-1, QK_TQ).astype(np.int8) - 1, blocks[:, 64:66].copy().view(np.float16).reshape(-1)
+
+
+class TQ1_0(_TQ):
+    """5 trits per byte (3^5 = 243 < 256) in base-3 fixed point: block = qs[48] then qh[4] then f16 d. 1.69 bpw.
+
+    qs[m] (m < 32) holds values m + 32n, n = 0..4 (the first the most significant trit); qs[32 + m] (m < 16) values
+    160 + m + 16n; qh[j] values 240 + j + 4n, n = 0..3, shifted up one trit. A byte is ceil(v * 256 / 243) for the
+    base-3 value v, so that multiplying by 3 moves the next trit into the top bits (ggml's dequantization)."""
+
+    block_bytes = TQ1_0_BLOCK_BYTES
+    name = "TQ1_0"
+
+    @classmethod
+    def encode(cls, codes: np.ndarray, d: np.ndarray) -> np.ndarray:
+        c = codes.astype(np.uint16)
+        a = _base3(c[:, :160].reshape(-1, 5, 32).transpose(0, 2, 1))  # [block, m, n]
+        b = _base3(c[:, 160:240].reshape(-1, 5, 16).transpose(0, 2, 1))
+        h = c[:, 240:].reshape(-1, 4, 4).transpose(0, 2, 1)
+        qh = _base3(np.concatenate([h, np.zeros_like(h[..., :1])], axis=-1))  # q *= 3: a fifth, zero trit
+        return np.concatenate([a, b, qh, d.reshape(-1, 1).view(np.uint8)], axis=1)
+
+    @classmethod
+    def decode(cls, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = _trits(blocks[:, :32], 5).transpose(0, 2, 1).reshape(-1, 160)
+        b = _trits(blocks[:, 32:48], 5).transpose(0, 2, 1).reshape(-1, 80)
+        h = _trits(blocks[:, 48:52], 4).transpose(0, 2, 1).reshape(-1, 16)
+        return np.concatenate([a, b, h], axis=1) - 1, blocks[:, 52:54].copy().view(np.float16).reshape(-1)

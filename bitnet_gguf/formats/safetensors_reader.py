@@ -73,7 +73,8 @@ def read_header(path: Path) -> dict[str, TensorRecord]:
         raise BitnetError(f"{path}: cannot read ({e.strerror})") from None
     try:
         meta = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    # ValueError also covers a number of over 4300 digits; RecursionError a header nested a thousand deep
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise BitnetError(f"{path}: corrupt safetensors header (not valid JSON: {e})") from None
     if not isinstance(meta, dict):
         raise BitnetError(f"{path}: corrupt safetensors header (expected a JSON object)")
@@ -83,22 +84,30 @@ def read_header(path: Path) -> dict[str, TensorRecord]:
     for name, info in meta.items():
         if name == "__metadata__":
             continue
+        shown = _shown(name)
         try:
             dtype = info["dtype"]
             shape = tuple(int(d) for d in info["shape"])
             begin, end = (int(x) for x in info["data_offsets"])
-        except (TypeError, KeyError, ValueError):
-            raise BitnetError(f"{path}: corrupt safetensors header (bad entry for tensor {name})") from None
-        if dtype not in DTYPES:
-            raise BitnetError(f"{path}: tensor {name} has dtype {dtype}, expected one of {', '.join(DTYPES)}")
+        except (TypeError, KeyError, ValueError, OverflowError):  # OverflowError: int(1e400) is int(inf)
+            raise BitnetError(f"{path}: corrupt safetensors header (bad entry for tensor {shown})") from None
+        if not isinstance(dtype, str) or dtype not in DTYPES:  # a list or dict would not even hash
+            raise BitnetError(f"{path}: tensor {shown} has dtype {_shown(dtype)}, expected one of {', '.join(DTYPES)}")
         if any(d < 0 for d in shape):
-            raise BitnetError(f"{path}: corrupt safetensors header (negative dimension in tensor {name})")
+            raise BitnetError(f"{path}: corrupt safetensors header (negative dimension in tensor {shown})")
         nbytes = math.prod(shape) * DTYPES[dtype].itemsize
         if not (0 <= begin <= end <= data_size) or end - begin != nbytes:
-            raise BitnetError(f"{path}: corrupt safetensors header (tensor {name}: offsets {begin}..{end} "
-                              f"do not hold {nbytes} bytes inside {data_size} data bytes)")
+            # a shape's product can pass Python's 4300-digit limit for printing an int
+            held = nbytes if nbytes.bit_length() <= 64 else "over 2^64"
+            raise BitnetError(f"{path}: corrupt safetensors header (tensor {shown}: offsets {begin}..{end} "
+                              f"do not hold {held} bytes inside {data_size} data bytes)")
         records[name] = TensorRecord(name, path, dtype, shape, data_start + begin, nbytes)
     return records
+
+
+def _shown(value: object) -> str:
+    """A name or dtype from a header, fit for a one-line message (a control character gets escaped)."""
+    return value if isinstance(value, str) and value.isprintable() else repr(value)
 
 
 class SafetensorsReader:

@@ -1,1 +1,2 @@
-"""Running a GGUF: run_inference.py, run_server.py and the Python API on our llama.cpp build, with chat templates."""
+"""Running a GGUF: run_inference.py and the Python API on our llama.cpp build, with chat templates (run_server.py, in
+bitnet_gguf.serving, uses the same locating, threads and templates)."""

@@ -84,12 +84,31 @@ def select(meta: Mapping[str, Any], override: str | None = None) -> ChatTemplate
             path = Path(override).expanduser()
             if not path.is_file():
                 raise BitnetError(f"unknown chat template {override!r}: use one of {', '.join(BUILTIN)}, gguf, or a Jinja file")
-            return ChatTemplate(str(path), path.read_text(encoding="utf-8"))
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise BitnetError(f"--chat-template {override}: cannot be read as a UTF-8 Jinja file ({e})") from None
+            if "\0" in text or not text.strip():
+                got = "binary data" if text.strip() else "an empty file"
+                raise BitnetError(f"--chat-template {override}: expected a Jinja text file, got {got}")
+            _check_syntax(text, f"--chat-template {override}")
+            return ChatTemplate(str(path), text)
     own = meta.get("tokenizer.chat_template")
     if isinstance(own, str) and own.strip():
         return ChatTemplate("gguf", own, from_gguf=True)
     name = builtin_for(meta)
     return ChatTemplate(name, BUILTIN[name])
+
+
+def _check_syntax(text: str, where: str) -> None:
+    """A template that jinja2 cannot parse fails here, in one line, not in llama.cpp's log or mid-request."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    try:
+        ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).parse(text)
+    except TemplateSyntaxError as e:
+        raise BitnetError(f"{where}: not a valid Jinja template (line {e.lineno}: {e.message})") from None
 
 
 def llama_cpp_args(template: ChatTemplate) -> list[str]:

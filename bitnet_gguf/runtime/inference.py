@@ -12,11 +12,12 @@ import shlex
 import subprocess
 import sys
 
-from ..errors import BitnetError
+from ..errors import ArgumentParser, BitnetError, run_cli
 from ..formats.gguf_read import check_gguf, read_metadata
 from ..paths import BUILD_DIR_HELP, build_dir
 from . import chat_templates
 from .locate import DEFAULT_MODEL, find_tool, resolve_model
+from .quiet_run import run_quietly
 from .threads import physical_cores
 
 
@@ -40,7 +41,7 @@ def add_shared_options(p: argparse.ArgumentParser, tool: str, template_for: str)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="run_inference.py",
         description="Run a BitNet GGUF on the CPU (bitnet.cpp-compatible flags). "
                     "Options after -- go to llama-completion unchanged.")
@@ -56,11 +57,35 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat-penalty", type=float, help="penalty for repeated tokens (llama.cpp default: 1.0 = off)")
     p.add_argument("-cnv", "--conversation", action="store_true",
                    help="chat interactively; the prompt becomes the system prompt")
-    p.add_argument("--quiet", action="store_true", help="no llama.cpp log on stderr, only the text and errors")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show llama.cpp's log (loader, sampler, perf counters) instead of one speed line")
+    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     return p
 
 
+def check_numbers(args: argparse.Namespace, rules: dict[str, tuple[str, float | None, float | None]]) -> None:
+    """Each rule: attribute -> (flag, lowest, highest) allowed; None values (flag not given) pass."""
+    for attr, (flag, lo, hi) in rules.items():
+        v = getattr(args, attr, None)
+        if v is None:
+            continue
+        if v != v or (lo is not None and v < lo) or (hi is not None and v > hi):  # v != v: NaN
+            if lo is not None and hi is not None:
+                want = f"between {lo:g} and {hi:g}"
+            else:
+                want = f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
+            raise BitnetError(f"{flag} {v}: expected a value {want}")
+
+
+INFERENCE_RULES: dict[str, tuple[str, float | None, float | None]] = {
+    "threads": ("-t/--threads", -1, 4096), "n_predict": ("-n/--n-predict", -2, None), "ctx_size": ("-c/--ctx-size", 0, None),
+    "temperature": ("-temp/--temperature", 0, 1e6), "batch_size": ("-b/--batch-size", 1, None), "top_k": ("--top-k", 0, None),
+    "top_p": ("--top-p", 0, 1), "repeat_penalty": ("--repeat-penalty", 0, 1e6), "seed": ("--seed", -1, 2**32 - 1),
+}
+
+
 def build_command(args: argparse.Namespace, passthrough: list[str]) -> list[str]:
+    check_numbers(args, INFERENCE_RULES)
     exe = find_tool("llama-completion", build_dir(args.build_dir))
     model = resolve_model(args.model)
     threads = args.threads if args.threads and args.threads > 0 else physical_cores()
@@ -69,8 +94,6 @@ def build_command(args: argparse.Namespace, passthrough: list[str]) -> list[str]
     optional = [("-b", args.batch_size), ("--seed", args.seed), ("--top-k", args.top_k), ("--top-p", args.top_p),
                 ("--repeat-penalty", args.repeat_penalty)]
     cmd += [item for flag, value in optional if value is not None for item in (flag, str(value))]
-    if args.quiet:
-        cmd += ["--log-verbosity", "1"]  # errors only; the generated text is level 0 and still printed
     if args.conversation:
         template = chat_templates.select(read_metadata(model), args.chat_template)
         cmd += ["-cnv", *chat_templates.llama_cpp_args(template)]
@@ -86,16 +109,18 @@ def build_command(args: argparse.Namespace, passthrough: list[str]) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     ours, passthrough = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     args = parser().parse_args(ours)
-    try:
-        cmd = build_command(args, passthrough)
-    except BitnetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    cmd = build_command(args, passthrough)
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
+    if not args.verbose:
+        return run_quietly(cmd)
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BitnetError
-from ..formats.gguf_read import check_gguf
+from ..errors import BitnetError, one_line
+from ..formats.gguf_read import check_gguf, read_metadata
 from . import chat_templates
 from .locate import library_dir, resolve_model
 from .threads import physical_cores
@@ -75,13 +75,25 @@ class Llama(llama_cpp.Llama):
     def __init__(self, model_path: str | os.PathLike[str], *, n_ctx: int = 2048, n_threads: int | None = None,
                  n_threads_batch: int | None = None, chat_template: str | None = None, verbose: bool = False,
                  **kwargs: Any) -> None:
+        if not isinstance(model_path, (str, os.PathLike)):
+            raise BitnetError(f"model_path: expected a GGUF file path, got {type(model_path).__name__}")
         path = resolve_model(model_path)
         check_gguf(path)
+        # what llama.cpp would otherwise take as is (a negative context or thread count) or abort on
+        for name, value, lowest in (("n_ctx", n_ctx, 0), ("n_threads", n_threads, 1), ("n_threads_batch", n_threads_batch, 1),
+                                    ("n_batch", kwargs.get("n_batch"), 1), ("n_ubatch", kwargs.get("n_ubatch"), 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
+                raise BitnetError(f"{name}={value!r}: expected an integer >= {lowest}")
+        if chat_template is not None and not isinstance(chat_template, str):
+            raise BitnetError(f"chat_template: expected a name or a Jinja file path, got {type(chat_template).__name__}")
+        template = chat_templates.select(read_metadata(path), chat_template)  # a bad template fails before loading
         threads = n_threads or physical_cores()
-        super().__init__(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=n_threads_batch or threads,
-                         verbose=verbose, **kwargs)
+        try:
+            super().__init__(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=n_threads_batch or threads,
+                             verbose=verbose, **kwargs)
+        except ValueError as e:  # llama-cpp-python: "Failed to load model from file: ..." (details in llama.cpp's log)
+            raise BitnetError(f"{path}: llama.cpp cannot load it ({one_line(e)}); pass verbose=True for llama.cpp's log") from None
         if kwargs.get("chat_handler") is None and kwargs.get("chat_format") is None:
-            template = chat_templates.select(self.metadata, chat_template)
             bos, eos = (self._model.token_get_text(t) if t >= 0 else "" for t in (self.token_bos(), self.token_eos()))
             add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._model.vocab))
             formatter = _TemplateFormatter(template, bos, eos, add_bos)

@@ -34,15 +34,20 @@ def find_tool(name: str, bdir: Path | None = None) -> Path:
     return _built_file(name + (".exe" if sys.platform == "win32" else ""), bdir)
 
 
-def library_name() -> str:
+def library_name(stem: str = "llama") -> str:
     if sys.platform == "win32":
-        return "llama.dll"
-    return "libllama.dylib" if sys.platform == "darwin" else "libllama.so"
+        return f"{stem}.dll"
+    return f"lib{stem}.dylib" if sys.platform == "darwin" else f"lib{stem}.so"
+
+
+def find_library(stem: str, bdir: Path | None = None) -> Path:
+    """Path of a shared library of our build (llama, ggml-base, ggml-cpu, ...)."""
+    return _built_file(library_name(stem), bdir)
 
 
 def library_dir(bdir: Path | None = None) -> Path:
     """The folder holding our libllama (what llama-cpp-python's LLAMA_CPP_LIB_PATH must point at)."""
-    return _built_file(library_name(), bdir).parent
+    return find_library("llama", bdir).parent
 
 
 def model_hint(path: Path) -> str:

@@ -31,6 +31,23 @@ def model_name(repo: str) -> str:
     return KNOWN_REPOS.get(repo, repo.rstrip("/").rsplit("/", 1)[-1])
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_repo(repo: str, model_root: Path) -> None:
+    """What download() would refuse, said before setup_env.py's build instead of after it."""
+    if repo in UNSUPPORTED_REPOS:
+        raise BitnetError(f"-hr {repo}: embedding models are not supported yet")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise BitnetError(f"-hr {repo}: expected a Hugging Face repo id OWNER/NAME, e.g. microsoft/BitNet-b1.58-2B-4T")
+    target = model_root / model_name(repo)
+    if target.exists() and not target.is_dir():
+        raise BitnetError(f"-hr {repo}: {target} is a file, expected a folder to download into")
+    if _offline() and not has_checkpoint(target) and not any(target.glob("ggml-model-*.gguf")):
+        raise BitnetError(f"-hr {repo}: HF_HUB_OFFLINE is set and {target} holds no checkpoint")
+
+
 def download(repo: str, model_root: Path, log: IO[str] | None = None) -> Path:
     """snapshot_download(repo) into model_root/<name>, unless that folder already holds the checkpoint."""
     if repo in UNSUPPORTED_REPOS:
@@ -39,7 +56,7 @@ def download(repo: str, model_root: Path, log: IO[str] | None = None) -> Path:
     if has_checkpoint(target) or any(target.glob("ggml-model-*.gguf")):
         say(log, f"using the existing folder {target} for {repo} (no download)")
         return target
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    if _offline():
         raise BitnetError(f"-hr {repo}: HF_HUB_OFFLINE is set and {target} holds no checkpoint")
     try:
         from huggingface_hub import snapshot_download

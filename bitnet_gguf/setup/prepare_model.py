@@ -2,7 +2,8 @@
 
 Differences from bitnet.cpp's setup_env.py, on purpose:
 - conversion packs I2_S in numpy (no f32 GGUF + single-threaded llama-quantize round trip);
-- the GGUF is rebuilt when the checkpoint is newer than it (bitnet.cpp only checks "exists and not empty");
+- the GGUF is rebuilt unless its stamp (`<gguf>.stamp.json`: converter version, options, the checkpoint files'
+  names, sizes and mtimes, and the GGUF's own size and mtime) matches (bitnet.cpp only checks "exists and not empty");
 - token_embd (and an untied output) is Q6_K, not F16: generation reads the tied lm_head whole every token and
   Q6_K is ~40 % faster with no measurable perplexity change (docs/bench/README.md). --quant-embd is accepted
   for command compatibility and changes nothing (bitnet.cpp's flag asks for F16, which its own default already is);
@@ -22,21 +23,12 @@ from typing import IO
 
 from ..convert.checkpoint import has_checkpoint
 from ..errors import BitnetError
-from ..fileio import atomic_output
+from ..fileio import atomic_output, fingerprint, stamp_matches, write_stamp
 from ..formats.constants import GGML_TYPE_I2_S, GGML_TYPE_TL1, GGML_TYPE_TL2
 from .hub import download
 from .steps import say
 
 FILE_TYPE_OF = {"i2_s": GGML_TYPE_I2_S, "tl1": GGML_TYPE_TL1, "tl2": GGML_TYPE_TL2}  # tensor type of each -q
-CHECKPOINT_GLOBS = ("config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json", "tokenizer.model",
-                    "tokenizer_config.json")
-
-
-def _checkpoint_mtime(d: Path) -> float:
-    times = [p.stat().st_mtime for g in CHECKPOINT_GLOBS for p in d.glob(g)]
-    return max(times) if times else 0.0
-
-
 # the CPU family each lookup-table layout is made for (bitnet.cpp's pairing: TL1 on ARM, TL2 on x86)
 TL_FAMILY = {"tl1": "arm", "tl2": "x86"}
 
@@ -67,16 +59,19 @@ def convert_gguf(src: Path, qt: str, build_dir: Path | None, log: IO[str] | None
     if GGML_TYPE_I2_S not in types:
         raise BitnetError(f"-md {src}: no I2_S tensors to convert to {qt} (give an I2_S GGUF or the checkpoint folder)")
     out = src.with_name(f"ggml-model-{qt}.gguf")
-    if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
-        say(log, f"{out} is newer than {src.name}: not converting again")
+    quantize = find_tool("llama-quantize", build_dir)
+    # the build's llama-quantize is the converter here: a rebuilt one makes the file again
+    inputs = {"tool": fingerprint([quantize]), "outtype": qt, "files": fingerprint([src])}
+    if stamp_matches(out, inputs):
+        say(log, f"{out} was made from this {src.name} by this llama-quantize: not converting again")
         return out
     say(log, f"converting {src} -> {out} (llama-quantize, lossless)")
     with atomic_output(out) as tmp:
-        proc = subprocess.run([str(find_tool("llama-quantize", build_dir)), str(src), str(tmp), qt.upper()],
-                              capture_output=True, text=True)
+        proc = subprocess.run([str(quantize), str(src), str(tmp), qt.upper()], capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
             raise BitnetError(f"llama-quantize {src.name} -> {qt.upper()} failed: {last}")
+    write_stamp(out, inputs)
     return out
 
 
@@ -99,12 +94,15 @@ def prepare_model(args: Namespace, log: IO[str] | None = None) -> Path:
         if not model_dir.is_dir():
             raise BitnetError(f"-md {model_dir}: folder not found")
         raise BitnetError(f"-md {model_dir}: no Hugging Face checkpoint (config.json + *.safetensors) and no {out.name}")
-    if out.is_file() and out.stat().st_size > 0 and out.stat().st_mtime >= _checkpoint_mtime(model_dir):
-        say(log, f"{out} is newer than the checkpoint: not converting again")
-        return out
     from ..convert import convert
+    from ..convert.converter import conversion_inputs
 
+    inputs = conversion_inputs(model_dir, qt)
+    if stamp_matches(out, inputs):
+        say(log, f"{out} was made from this checkpoint by this converter with these options: not converting again")
+        return out
     say(log, f"converting {model_dir} -> {out} (weights {qt})")
     res = convert(model_dir, qt, out, progress=False)
+    write_stamp(out, inputs)  # after the GGUF: a crash in between only costs a conversion next time
     say(log, res.describe())
     return res.path

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import BitnetError
+from ..fileio import read_json_record
 from ..paths import Pin, cache_dir
 
 STAMP_NAME = ".bitnet-gguf-source.json"
@@ -80,21 +81,28 @@ def _extract(sdist: Path, pin: Pin, dest: Path) -> None:
 def apply_patch(patch: Path, src: Path) -> None:
     """git apply (all-or-nothing); a failure names the patch and the file that did not apply."""
     env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(src.parent))  # never touch an enclosing repo
-    proc = subprocess.run(["git", "apply", "--whitespace=nowarn", str(patch)], cwd=src, env=env,
-                          capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["git", "apply", "--whitespace=nowarn", str(patch)], cwd=src, env=env,
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        raise BitnetError(f"patch {patch.name}: git not found on PATH, which applying patches/ needs (install git)") from None
     if proc.returncode != 0:
         failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         where = failed[0].removeprefix("error: ") if failed else proc.stderr.strip()
         raise BitnetError(f"patch {patch.name} does not apply: {where}")
 
 
+def source_is_current(pin: Pin, dest: Path, patches_dir: Path) -> bool:
+    """Whether dest holds the pinned sdist with exactly the patches in patches_dir (its stamp says so)."""
+    return read_json_record(dest / STAMP_NAME) == _fingerprint(pin, patch_files(patches_dir))
+
+
 def prepare_source(pin: Pin, dest: Path, patches_dir: Path, cache: Path | None = None, log=None) -> bool:
     """Unpack + patch into dest unless it already holds this sdist with these patches. Returns True if (re)made."""
-    patches = patch_files(patches_dir)
-    stamp = dest / STAMP_NAME
-    want = _fingerprint(pin, patches)
-    if stamp.exists() and json.loads(stamp.read_text()) == want:
+    if source_is_current(pin, dest, patches_dir):
         return False
+    patches = patch_files(patches_dir)
+    want = _fingerprint(pin, patches)
     sdist = fetch_sdist(pin, cache, log)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -105,7 +113,7 @@ def prepare_source(pin: Pin, dest: Path, patches_dir: Path, cache: Path | None =
             if log:
                 print(f"applying {p.name}", file=log, flush=True)
             apply_patch(p, tmp)
-        (tmp / STAMP_NAME).write_text(json.dumps(want))
+        (tmp / STAMP_NAME).write_text(json.dumps(want))  # inside tmp: the whole folder is renamed in below
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
     finally:

@@ -33,7 +33,8 @@ class StepRunner:
 
     def _say(self, text: str, end: str = "\n") -> None:
         if not self.quiet:
-            print(text, end=end, file=sys.stderr, flush=True)
+            # progress and a failed step's log tail go to stdout: stderr holds only the one `error:` line
+            print(text, end=end, file=sys.stdout, flush=True)
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"

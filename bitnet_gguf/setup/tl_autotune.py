@@ -17,7 +17,7 @@ from statistics import median
 from typing import IO
 
 from ..errors import BitnetError
-from ..fileio import write_text_atomic
+from ..fileio import read_json_record, write_text_atomic
 from ..paths import kernels_dir
 from ..runtime.threads import cpu_model
 from . import kernel_gen
@@ -54,11 +54,10 @@ def autotune(build_dir: Path, k_values: list[int], cc: str = "gcc", log: IO[str]
     k = max(k_values) if k_values else 4096
     key = {"cpu": cpu_model(), "K": k, "M": TUNE_ROWS, "candidates": list(PREFETCH_CANDIDATES)}
     record = kernel_gen.generated_dir(build_dir) / RECORD
-    if record.is_file():
-        saved = json.loads(record.read_text())
-        if saved.get("key") == key:
-            say(log, f"tuned before for this CPU and K = {k}: gemv prefetch {saved['params']['gemv_prefetch']} bytes")
-            return kernel_gen.TunedParams(**saved["params"])
+    saved = read_json_record(record)
+    if isinstance(saved, dict) and saved.get("key") == key:
+        say(log, f"tuned before for this CPU and K = {k}: gemv prefetch {saved['params']['gemv_prefetch']} bytes")
+        return kernel_gen.TunedParams(**saved["params"])
     start = time.monotonic()
     times: dict[int, list[float]] = {pf: [] for pf in PREFETCH_CANDIDATES}
     with tempfile.TemporaryDirectory(prefix="tl2-tune-") as tmp:
@@ -85,7 +84,8 @@ def autotune(build_dir: Path, k_values: list[int], cc: str = "gcc", log: IO[str]
 
 def recorded_params(build_dir: Path) -> kernel_gen.TunedParams:
     """What the last autotune of this build chose (defaults when it never ran), so a rebuild keeps it."""
-    record = kernel_gen.generated_dir(build_dir) / RECORD
-    if record.is_file():
-        return kernel_gen.TunedParams(**json.loads(record.read_text())["params"])
-    return kernel_gen.TunedParams()
+    saved = read_json_record(kernel_gen.generated_dir(build_dir) / RECORD)
+    try:
+        return kernel_gen.TunedParams(**saved["params"])
+    except (TypeError, KeyError):
+        return kernel_gen.TunedParams()  # never tuned, or a damaged record

@@ -11,7 +11,6 @@ Norm weights are random around 1 (not all ones) so a norm mapped to the wrong pl
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,21 +156,20 @@ def generate_model(arch: str, size: str | Shape, out: Path, vocab_dir: Path | No
         raise BitnetError(f"--size {size} would write a {need / 2**30:.1f} GiB bf16 checkpoint; "
                           "write the GGUF directly with --gguf OUTTYPE (or pass --force)")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise BitnetError(f"{out}: folder exists and is not empty")
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        n_tok = cached_tokenizer(write_llama3_tokenizer if style.tokenizer == "llama3" else write_spm_tokenizer, vocab_file, out)
+    if out.exists() and not out.is_dir():
+        raise BitnetError(f"--out {out}: is a file, expected a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise BitnetError(f"--out {out}: folder exists and is not empty")
+    # the whole folder is written under a temporary name and renamed at the end: a failure (or kill) never leaves
+    # half a checkpoint that looks complete
+    with atomic_output(out, directory=True) as tmp:
+        n_tok = cached_tokenizer(write_llama3_tokenizer if style.tokenizer == "llama3" else write_spm_tokenizer, vocab_file, tmp)
         if n_tok != vocab:
             raise BitnetError(f"{vocab_file}: {n_tok} tokens, expected {vocab}")
         facts = BY_GGUF[arch]
-        (out / "config.json").write_text(json.dumps(_config(facts, style, shape, vocab, form, linear_class), indent=2) + "\n")
+        (tmp / "config.json").write_text(json.dumps(_config(facts, style, shape, vocab, form, linear_class), indent=2) + "\n")
         bos, eos = BOS_EOS[style.tokenizer]
-        (out / "generation_config.json").write_text(json.dumps(
+        (tmp / "generation_config.json").write_text(json.dumps(
             {"bos_token_id": bos, "eos_token_id": eos, "do_sample": False}, indent=2) + "\n")
-        with atomic_output(out / "model.safetensors") as tmp:
-            write_safetensors(tmp, _specs(facts, style.tied, shape, vocab, form, linear_class, seed))
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
+        write_safetensors(tmp / "model.safetensors", _specs(facts, style.tied, shape, vocab, form, linear_class, seed))
     return out

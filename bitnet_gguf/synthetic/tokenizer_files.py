@@ -17,7 +17,9 @@ from pathlib import Path
 
 import gguf
 
+from ..errors import BitnetError
 from ..fileio import atomic_output
+from ..formats.gguf_write import open_vocab_gguf
 from ..paths import cache_dir
 
 # the Llama-3 pre-tokenizer split (tokenizer.json of Meta-Llama-3; llama.cpp keeps it as the "original regex")
@@ -40,10 +42,17 @@ def cached_tokenizer(writer: Callable[[Path, Path], int], vocab_gguf: Path, out_
         tmp = cached.with_name(cached.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        n = writer(vocab_gguf, tmp)
-        (tmp / "n_tokens").write_text(str(n))
-        shutil.rmtree(cached, ignore_errors=True)
-        tmp.rename(cached)
+        try:
+            try:
+                n = writer(vocab_gguf, tmp)
+            except KeyError as e:  # a vocab GGUF of another kind (a BPE one where SentencePiece scores are needed)
+                raise BitnetError(f"{vocab_gguf}: no tokenizer.ggml.{e.args[0]} array, expected {vocab_gguf.name} "
+                                  "as llama.cpp ships it") from None
+            (tmp / "n_tokens").write_text(str(n))
+            shutil.rmtree(cached, ignore_errors=True)
+            tmp.rename(cached)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # a vocab that failed to convert leaves nothing in the cache
     for f in cached.iterdir():
         if f.name != "n_tokens":
             with atomic_output(out_dir / f.name) as t:
@@ -52,7 +61,7 @@ def cached_tokenizer(writer: Callable[[Path, Path], int], vocab_gguf: Path, out_
 
 
 def _gguf_vocab(vocab_gguf: Path) -> dict[str, list]:
-    r = gguf.GGUFReader(vocab_gguf)
+    r = open_vocab_gguf(vocab_gguf)
     out: dict[str, list] = {}
     for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.scores"):
         if key in r.fields:

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
-from ..errors import BitnetError
-from ..fileio import write_text_atomic
+from ..errors import ArgumentParser, BitnetError
+from ..fileio import atomic_output, check_output_path, write_text_atomic
+from ..formats.gguf_read import check_gguf
 from ..paths import BUILD_DIR_HELP
 from ..runtime.locate import find_tool
 from ..runtime.threads import cpu_model
+from .bandwidth import read_bandwidth
 
 
 def e2e_main(argv: list[str] | None = None) -> int:
     """`python -m bitnet_gguf bench`: bitnet.cpp's utils/e2e_benchmark.py flags, forwarded to llama-bench."""
-    p = argparse.ArgumentParser(prog="bitnet-gguf bench", description="llama-bench on one model (bitnet.cpp's e2e_benchmark flags)")
+    p = ArgumentParser(prog="bitnet-gguf bench", description="llama-bench on one model (bitnet.cpp's e2e_benchmark flags)")
     p.add_argument("-m", "--model", required=True)
     p.add_argument("-n", "--n-token", type=int, default=128, help="tokens to generate (tg)")
     p.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens (pp)")
@@ -34,7 +36,14 @@ def e2e_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     model = Path(args.model)
     if not model.is_file():
-        raise BitnetError(f"{model}: model file not found")
+        raise BitnetError(f"-m/--model {model}: model file not found" if not model.is_dir() else
+                          f"-m/--model {model}: is a folder, expected a GGUF file")
+    for flag, v, lo in (("-n/--n-token", args.n_token, 0), ("-p/--n-prompt", args.n_prompt, 0),
+                        ("-r/--repetitions", args.repetitions, 1), ("-b/--batch-size", args.batch_size, 1)):
+        if v is not None and v < lo:
+            raise BitnetError(f"{flag} {v}: expected at least {lo}")
+    check_int_list("-t/--threads", args.threads)
+    check_whole_gguf(model)
     cmd = [str(find_tool("llama-bench", paths.build_dir(args.build_dir))), "-m", str(model), "-n", str(args.n_token),
            "-p", str(args.n_prompt), "-t", args.threads, "-ngl", "0", "-r", str(args.repetitions)]
     if args.batch_size:
@@ -60,19 +69,37 @@ class Result:
     probe_gbs: float = 0.0
 
 
+def check_int_list(flag: str, text: str, minimum: int = 1) -> None:
+    """llama-bench's comma lists (-t 1,2 / -p 128,512): integers >= minimum, else one line here, not its usage page."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not items or not all(t.isdigit() and int(t) >= minimum for t in items):
+        kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        raise BitnetError(f"{flag} {text!r}: expected {kind} separated by commas, e.g. 1,2")
+
+
+def check_whole_gguf(model: Path) -> None:
+    """A GGUF our build can run, with every tensor inside the file: llama-bench would otherwise fail after pages of
+    log (or measure nothing)."""
+    from ..formats.gguf_read import GGUFFile
+
+    check_gguf(model)
+    size = model.stat().st_size
+    for t in GGUFFile(model).tensors.values():
+        if t.offset + t.nbytes > size:
+            raise BitnetError(f"{model}: tensor {t.name} ends at byte {t.offset + t.nbytes} of a {size}-byte file (truncated)")
+
+
 def _quantize(build_dir: Path, src: Path, dst: Path, qtype: str, head_type: str) -> None:
     if dst.exists():
         return
-    tmp = dst.with_suffix(".tmp.gguf")
     cmd = [str(find_tool("llama-quantize", build_dir)), "--allow-requantize"]
     if head_type != "auto":
         cmd += ["--token-embedding-type", head_type, "--output-tensor-type", head_type]
-    cmd += [str(src), str(tmp), qtype, str(os.cpu_count() or 2)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}, no message"])[-1]
-        raise BitnetError(f"llama-quantize to {qtype} failed: {last}")
-    os.replace(tmp, dst)
+    with atomic_output(dst) as tmp:  # a failed or killed llama-quantize leaves no half model to be benchmarked later
+        proc = subprocess.run([*cmd, str(src), str(tmp), qtype, str(os.cpu_count() or 2)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}, no message"])[-1]
+            raise BitnetError(f"llama-quantize to {qtype} failed: {last}")
 
 
 def prepare_models(build_dir: Path, work: Path, head_type: str, types: tuple[str, ...], shape: str = "2B-4T") -> dict[str, Path]:
@@ -87,32 +114,15 @@ def prepare_models(build_dir: Path, work: Path, head_type: str, types: tuple[str
     tag = "" if shape == "2B-4T" else f"{shape.lower()}-"  # the 2B-4T names of earlier runs stay valid
     source = work / f"bitnet-{shape}-shape-i2_s-f32embd.gguf"
     if not source.exists():
-        print(f"writing the {shape}-shape I2_S model ...", file=sys.stderr, flush=True)
+        print(f"writing the {shape}-shape I2_S model ...", flush=True)  # progress on stdout: stderr is for errors
         write_synthetic_gguf(source, "bitnet-b1.58", shape, "i2_s", paths.vocab_gguf("ggml-vocab-llama-bpe.gguf"),
                              seed=0, embd_type="f32")
     models = {}
     for qtype in types:
-        print(f"preparing {qtype} (lm_head {head_type}) ...", file=sys.stderr, flush=True)
+        print(f"preparing {qtype} (lm_head {head_type}) ...", flush=True)
         models[qtype] = work / f"model-{tag}{qtype.lower()}-head-{head_type.lower()}.gguf"
         _quantize(build_dir, source, models[qtype], qtype, head_type)
     return models
-
-
-def bandwidth_probe(gib: float = 1.0, threads: int = 2) -> float:
-    """GB/s of a plain read of `gib` GiB split over `threads` threads (numpy sums release the GIL): a relative
-    indicator of the host's memory load at the moment, to read beside a round of generation speeds."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
-
-    data = np.ones(int(gib * (1 << 30)) // 8, dtype=np.float64)
-    parts = np.array_split(data, threads)
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(np.sum, parts))  # touch once
-        start = time.perf_counter()
-        list(pool.map(np.sum, parts))
-        elapsed = time.perf_counter() - start
-    return data.nbytes / elapsed / 1e9
 
 
 def run_llama_bench(build_dir: Path, models: dict[str, Path], threads: str, prompts: str, gen: str, reps: int,
@@ -144,7 +154,7 @@ def run_rounds(build_dir: Path, models: dict[str, Path], kernels: tuple[str, ...
     runs = [(q, k) for k in kernels for q in models]
     results = []
     for r in range(rounds):
-        probe = bandwidth_probe()
+        probe = read_bandwidth(threads=2).gbs
         print(f"round {r + 1}/{rounds}: probe {probe:.1f} GB/s", file=sys.stderr, flush=True)
         for q, k in runs if r % 2 == 0 else runs[::-1]:
             for res in run_llama_bench(build_dir, {q: models[q]}, threads, prompts, gen, reps, k):
@@ -219,12 +229,57 @@ def chart(results: list[Result], out: Path) -> bool:
     return True
 
 
+SUITE_QUANT_TYPES = ("I2_S", "TL1", "TL2", "TQ1_0", "TQ2_0", "Q8_0", "F16", "F32", "BF16", "Q4_0", "Q4_K", "Q6_K")
+HEAD_TYPES = ("auto", "f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q4_k", "q5_0", "q4_0")
+KERNELS = (NATIVE, "avx512vnni", "avxvnni", "avx2", "dotprod", "neon", "generic")
+
+
+def check_suite_args(args: argparse.Namespace, types: tuple[str, ...], kernels: tuple[str, ...]) -> None:
+    """Everything a typo could break, refused before ~6 GB of models are written or a long run starts."""
+    for t in types:
+        if t not in SUITE_QUANT_TYPES:
+            raise BitnetError(f"--types {args.types}: {t or 'an empty name'} is not a type, expected some of {','.join(SUITE_QUANT_TYPES)}")
+    if len(set(types)) != len(types):
+        raise BitnetError(f"--types {args.types}: a type is named twice")
+    if args.baseline.upper() not in types:
+        raise BitnetError(f"--baseline {args.baseline} is not one of --types {args.types}")
+    if args.head_type.lower() not in HEAD_TYPES:
+        raise BitnetError(f"--head-type {args.head_type}: expected one of {', '.join(HEAD_TYPES)}")
+    for k in kernels:
+        if k not in KERNELS:
+            raise BitnetError(f"--kernels {args.kernels}: {k or 'an empty name'} is not a kernel, expected some of {','.join(KERNELS)}")
+    if kernels != (NATIVE,) and args.rounds < 2:
+        raise BitnetError(f"--kernels {args.kernels}: forcing kernels needs --rounds 2 or more")
+    if args.rounds < 1:
+        raise BitnetError(f"--rounds {args.rounds}: expected at least 1")
+    if args.repetitions < 1:
+        raise BitnetError(f"-r/--repetitions {args.repetitions}: expected at least 1")
+    check_int_list("-t/--threads", args.threads)
+    check_int_list("-p/--n-prompt", args.n_prompt, minimum=0)
+    check_int_list("-n/--n-gen", args.n_gen, minimum=0)
+    for flag, value in (("--out", args.out), ("--work-dir", args.work_dir)):
+        if value is None:
+            continue
+        p = Path(value)
+        if p.exists() and not p.is_dir():
+            raise BitnetError(f"{flag} {value}: is a file, expected a folder")
+        check_output_path(p / "results.md", flag)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout
+    except OSError:  # no git on PATH: the results still get written
+        return "unknown"
+    return out.strip() or "unknown"
+
+
 def suite_main(argv: list[str] | None = None) -> int:
     """`python -m bitnet_gguf bench-suite`: our I2_S against upstream types in one llama-bench run, or (--rounds)
     types such as I2_S and TL2 against a baseline in interleaved rounds."""
     from ..synthetic.shapes import SHAPES
 
-    p = argparse.ArgumentParser(prog="bitnet-gguf bench-suite")
+    p = ArgumentParser(prog="bitnet-gguf bench-suite")
     p.add_argument("--work-dir", help="where the models go (~6 GB at 2B-4T; default: the download cache's bench/)")
     p.add_argument("--out", default="bench-results", help="folder for results.md, results.json, results.png")
     p.add_argument("--shape", default="2B-4T", choices=list(SHAPES), help="model shape (random ternary weights)")
@@ -244,11 +299,12 @@ def suite_main(argv: list[str] | None = None) -> int:
     p.add_argument("-r", "--repetitions", type=int, default=3)
     p.add_argument("--build-dir", help=BUILD_DIR_HELP)
     args = p.parse_args(argv)
-    build_dir = paths.build_dir(args.build_dir)
     types = tuple(t.strip().upper() for t in args.types.split(","))
     kernels = tuple(k.strip() for k in args.kernels.split(","))
-    if args.baseline.upper() not in types:
-        raise BitnetError(f"--baseline {args.baseline} is not one of --types {args.types}")
+    check_suite_args(args, types, kernels)
+    build_dir = paths.build_dir(args.build_dir)
+    for tool in ("llama-quantize", "llama-bench"):  # before any model is written
+        find_tool(tool, build_dir)
     work_dir = Path(args.work_dir) if args.work_dir else paths.cache_dir() / "bench"
     models = prepare_models(build_dir, work_dir, args.head_type, types, args.shape)
     start = time.time()
@@ -268,8 +324,7 @@ def suite_main(argv: list[str] | None = None) -> int:
                  f"{shape.heads}/{shape.kv_heads} heads), random ternary weights",
         "lm_head / token_embd type": args.head_type,
         "llama.cpp": f"b{pin.llama_cpp_build} ({pin.llama_cpp_commit}) + patches/",
-        "bitnet-gguf commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                             cwd=Path(__file__).parent).stdout.strip() or "unknown",
+        "bitnet-gguf commit": _git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {cpu_model()}",
         "command": command,
     }

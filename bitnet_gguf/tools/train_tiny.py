@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..errors import ArgumentParser, BitnetError, run_cli
+from ..fileio import atomic_output, check_output_path, write_text_atomic
 
 SPECIAL = "<|endoftext|>"
 QUANT_CONFIG: dict[str, Any] = {
@@ -60,8 +65,7 @@ def split_text(text: str, train_fraction: float = 0.9) -> tuple[str, str]:
 
 
 def write_heldout(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
 
 
@@ -329,13 +333,18 @@ def train(model: torch.nn.Module, tokens: torch.Tensor, bos_id: int, s: TrainSet
 # ----------------------------------------------------------------------------- checkpoint
 
 
-def save_checkpoint(model: torch.nn.Module, tok: Any, out: Path, model_max_length: int) -> None:
+def save_checkpoint(model: torch.nn.Module, tok: Any, out: Path, model_max_length: int) -> list[str]:
+    """Write the checkpoint into a temporary folder inside `out`, then move each file over its old version
+    (os.replace: atomic per file). Nothing else in `out` is touched: files we did not write are never deleted.
+    Returns the names written."""
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():  # the folder holds exactly this checkpoint: drop files of an earlier run
-        if old.is_file() and old.name != "README.md":
-            old.unlink()
-    model.save_pretrained(out)  # config.json (with quantization_config), generation_config.json, model.safetensors
-    save_tokenizer(tok, out, model_max_length)
+    with tempfile.TemporaryDirectory(prefix=".train_tiny.", dir=out) as tmp:
+        model.save_pretrained(tmp)  # config.json (with quantization_config), generation_config.json, model.safetensors
+        save_tokenizer(tok, Path(tmp), model_max_length)
+        names = sorted(p.name for p in Path(tmp).iterdir())
+        for name in names:
+            os.replace(Path(tmp) / name, out / name)
+    return names
 
 
 def reload_and_compare(out: Path, model: torch.nn.Module, sample: torch.Tensor) -> tuple[torch.nn.Module, Any, float]:
@@ -431,14 +440,14 @@ accumulation order).
 {c['sample']}
 ```
 """
-    (out / "README.md").write_text(text, encoding="utf-8")
+    write_text_atomic(out / "README.md", text)
 
 
 # ----------------------------------------------------------------------------- main
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bitnet_gguf.tools.train_tiny", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="python -m bitnet_gguf.tools.train_tiny", description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="plain text file (tinyshakespeare.txt)")
     ap.add_argument("--out", type=Path, required=True, help="output folder for the Hugging Face checkpoint")
     ap.add_argument("--minutes", type=float, default=20.0, help="training time budget; sets the step count (default 20)")
@@ -534,8 +543,26 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, args: argparse.Namespace, i
     log("sample (temperature 0.8):\n" + info["sample"])
 
 
+def check_args(args: argparse.Namespace) -> None:
+    if not args.data.is_file():
+        raise BitnetError(f"--data {args.data}: file not found")
+    if args.out.exists() and not args.out.is_dir():
+        raise BitnetError(f"--out {args.out}: is a file, expected a folder")
+    check_output_path(args.heldout_out, "--heldout-out")
+    for name in ("threads", "vocab_size", "hidden_size", "intermediate_size", "layers", "heads", "kv_heads", "ctx", "batch"):
+        if getattr(args, name) < 1:
+            raise BitnetError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected at least 1")
+    if args.steps is not None and args.steps < 1:
+        raise BitnetError(f"--steps {args.steps}: expected at least 1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
+    check_args(args)
 
     def log(msg: str) -> None:
         print(msg, flush=True)

@@ -9,8 +9,8 @@
 
 #include <stdlib.h>
 
-// int8 activation rows are padded so that every row starts on a cache line
-#define ACT_ALIGN 64
+// int8 activation rows are padded so that every row starts on a cache line (the kernels' aligned loads)
+#define ACT_ALIGN BITNET_I2S_ACT_ALIGN
 // output tile per kernel call, in int32 on the stack (32 KiB): 128 columns is what the packed AVX-512
 // kernel serves with one decode of the weights (V512_GROUPS x 16); 64 rows x K/4 bytes of weights stay
 // in L2 while the other kernels walk the columns a few at a time
@@ -59,6 +59,7 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
 
     int8_t  * qa = (int8_t *) GGML_PAD((uintptr_t) params->wdata, ACT_ALIGN);
     int8_t  * pa = qa + N * lda;  // 64-byte aligned: lda is
+    GGML_ASSERT(bitnet_i2s_act_aligned(qa, lda) && bitnet_i2s_act_aligned(pa, 0));  // i2s-gemm.h's precondition
     float   * sa = (float *) (pa + GGML_PAD(N * K, ACT_ALIGN));
     int32_t * ma = (int32_t *) (sa + N);
 

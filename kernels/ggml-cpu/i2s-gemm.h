@@ -16,6 +16,14 @@ typedef void (*bitnet_i2s_gemm_t)(int64_t K, const uint8_t * w, int64_t r0, int6
                                   const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                                   int32_t * out, int64_t ldo);
 
+// Alignment: the SIMD entries (k_align > 1) read the activations with aligned vector loads (32 bytes for AVX2,
+// 64 for AVX-512), so a must be BITNET_I2S_ACT_ALIGN-aligned and lda a multiple of it; the packed buffer of
+// gemm_packed is 64-byte aligned too. w, a_sum and out need no alignment (unaligned loads), nor does NEON.
+#define BITNET_I2S_ACT_ALIGN 64
+static inline bool bitnet_i2s_act_aligned(const void * a, int64_t lda) {
+    return (uintptr_t) a % BITNET_I2S_ACT_ALIGN == 0 && lda % BITNET_I2S_ACT_ALIGN == 0;
+}
+
 // portable reference: any K (rows may start inside a packed block)
 void bitnet_i2s_gemm_generic(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                              const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,

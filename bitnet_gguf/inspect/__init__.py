@@ -1,0 +1,1 @@
+"""Looking into files, builds and machines: dump, info, doctor."""
