@@ -27,7 +27,17 @@ from bitnet_gguf.synthetic.gguf_model import write_synthetic_gguf
 
 from .conftest import REPO_ROOT, run_tool
 
-SHAKESPEARE = REPO_ROOT / "models" / "tiny-shakespeare"
+
+@pytest.fixture(scope="module")
+def shakespeare(tiny_shakespeare_i2s: Path, bin_dir: Path) -> Path:
+    """A folder with the trained default model as I2_S (Q6_K embedding) and as TL2 (a fresh clone has no .gguf)."""
+    folder = tiny_shakespeare_i2s.parent
+    tl2 = folder / "ggml-model-tl2.gguf"
+    if not tl2.exists():
+        r = subprocess.run([str(bin_dir / "llama-quantize"), str(tiny_shakespeare_i2s), str(tl2), "TL2"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+    return folder
 QT = gguf.GGMLQuantizationType
 
 
@@ -99,11 +109,11 @@ def test_enum_learns_our_types_once() -> None:
 
 
 @pytest.mark.parametrize("order", ["gguf first", "bitnet_gguf first", "bitnet_gguf alone"])
-def test_install_whatever_the_import_order(order: str) -> None:
+def test_install_whatever_the_import_order(shakespeare: Path, order: str) -> None:
     code = {"gguf first": "import gguf, bitnet_gguf",
             "bitnet_gguf first": "import bitnet_gguf, gguf",
             "bitnet_gguf alone": "import bitnet_gguf, sys; assert 'gguf' not in sys.modules; import gguf"}[order]
-    model = SHAKESPEARE / "ggml-model-i2_s.gguf"
+    model = shakespeare / "ggml-model-i2_s.gguf"
     proc = subprocess.run([sys.executable, "-W", "error", "-c", f"{code}; r = gguf.GGUFReader({str(model)!r}); "
                            "print(sum(t.tensor_type.name == 'I2_S' for t in r.tensors), r.tensors[-1].n_bytes)"],
                           capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
@@ -111,8 +121,8 @@ def test_install_whatever_the_import_order(order: str) -> None:
     assert proc.stdout.split() == ["28", str(768 * 256 // 4 + 32)]  # 4 layers x 7 projections; ffn_down 768 x 256
 
 
-def test_tiny_shakespeare_i2s_with_q6k_embedding() -> None:
-    tensors = check_against_our_reader(SHAKESPEARE / "ggml-model-i2_s.gguf")
+def test_tiny_shakespeare_i2s_with_q6k_embedding(shakespeare: Path) -> None:
+    tensors = check_against_our_reader(shakespeare / "ggml-model-i2_s.gguf")
     assert check_ternary(tensors, "I2_S") == 28
     embd = tensors["token_embd.weight"]  # the tied lm_head: Q6_K, 210 bytes per 256 elements
     assert embd.tensor_type == QT.Q6_K and embd.n_elements == 256 * 2048 and embd.n_bytes == 2048 * 210
@@ -122,8 +132,8 @@ def test_tiny_shakespeare_i2s_with_q6k_embedding() -> None:
     assert scale > 0 and set(np.unique(t).tolist()) <= {-1, 0, 1}
 
 
-def test_tiny_shakespeare_tl2() -> None:
-    tensors = check_against_our_reader(SHAKESPEARE / "ggml-model-tl2.gguf")
+def test_tiny_shakespeare_tl2(shakespeare: Path) -> None:
+    tensors = check_against_our_reader(shakespeare / "ggml-model-tl2.gguf")
     assert check_ternary(tensors, "TL2") == 28
     # ffn_down: M = 256 rows (4 tiles of 64), K = 768 (256 groups of 3, 32 chunks of 8): 4 * 32 * 320 + 32
     assert tensors["blk.0.ffn_down.weight"].n_bytes == 40992
@@ -263,8 +273,8 @@ def _dump(*args: str | Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
 
 
-def test_dump_i2s_table() -> None:
-    model = SHAKESPEARE / "ggml-model-i2_s.gguf"
+def test_dump_i2s_table(shakespeare: Path) -> None:
+    model = shakespeare / "ggml-model-i2_s.gguf"
     proc = _dump(model)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "* Dumping 46 tensor(s)" in proc.stdout
@@ -274,15 +284,15 @@ def test_dump_i2s_table() -> None:
     assert proc.stdout.count("| I2_S    |") == 28
 
 
-def test_dump_json_and_markdown() -> None:
-    model = SHAKESPEARE / "ggml-model-tl2.gguf"
+def test_dump_json_and_markdown(shakespeare: Path) -> None:
+    model = shakespeare / "ggml-model-tl2.gguf"
     proc = _dump("--json", model)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(proc.stdout)
     assert data["tensors"]["blk.2.ffn_up.weight"]["type"] == "TL2"
     assert data["tensors"]["blk.2.ffn_up.weight"]["shape"] == [256, 768]
     assert data["metadata"]["bitnet.tl2.layout"]["value"] == "tl2/1 tile_rows=64 chunk_groups=8 signs=unpack16"
-    md = _dump("--markdown", SHAKESPEARE / "ggml-model-i2_s.gguf")
+    md = _dump("--markdown", shakespeare / "ggml-model-i2_s.gguf")
     # bits per weight from n_bytes: 16416 bytes for 65536 weights (the tail included)
     assert "| 256 x 256 x 1 x 1 | I2_S |  2.0039 |" in md.stdout
 
@@ -312,9 +322,9 @@ def test_dump_equals_gguf_dump_where_gguf_dump_works(tmp_path: Path) -> None:
     assert "| Q8_0    | q8.weight" in _dump(model).stdout
 
 
-def test_stock_gguf_dump_cannot_read_our_files() -> None:
+def test_stock_gguf_dump_cannot_read_our_files(shakespeare: Path) -> None:
     """Why the compat exists (if gguf-py learns type 36 one day, this fails and the compat steps aside)."""
-    proc = subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_dump", str(SHAKESPEARE / "ggml-model-i2_s.gguf")],
+    proc = subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_dump", str(shakespeare / "ggml-model-i2_s.gguf")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and proc.stderr.rstrip().endswith("np.uint32(36) is not a valid GGMLQuantizationType")
 
@@ -324,8 +334,8 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], path: Path, what: st
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"error: {path}: ") and what in proc.stderr, proc.stderr
 
 
-def test_dump_errors_are_one_line(tmp_path: Path) -> None:
-    good = (SHAKESPEARE / "ggml-model-i2_s.gguf").read_bytes()
+def test_dump_errors_are_one_line(shakespeare: Path, tmp_path: Path) -> None:
+    good = (shakespeare / "ggml-model-i2_s.gguf").read_bytes()
     _one_line_error(_dump(tmp_path / "missing.gguf"), tmp_path / "missing.gguf", "No such file")
     (tmp_path / "text.gguf").write_text("hello, not a model\n")
     _one_line_error(_dump(tmp_path / "text.gguf"), tmp_path / "text.gguf", "not a GGUF file")
@@ -370,8 +380,8 @@ print(json.dumps({"gguf": gguf.__file__, "tensors": [[t.name, t.tensor_type.name
 
 
 @pytest.mark.parametrize("which", ["i2_s", "tl1", "tl2", "odd-i2_s", "odd-tl1", "odd-tl2"])
-def test_vendored_reader(gguf_py: Path, generated_tl1: Path, tmp_path: Path, which: str) -> None:
-    model = {"i2_s": SHAKESPEARE / "ggml-model-i2_s.gguf", "tl1": generated_tl1, "tl2": SHAKESPEARE / "ggml-model-tl2.gguf"}.get(which)
+def test_vendored_reader(shakespeare: Path, gguf_py: Path, generated_tl1: Path, tmp_path: Path, which: str) -> None:
+    model = {"i2_s": shakespeare / "ggml-model-i2_s.gguf", "tl1": generated_tl1, "tl2": shakespeare / "ggml-model-tl2.gguf"}.get(which)
     if model is None:
         model = _odd_shapes_file(tmp_path / "odd.gguf", which[4:])
     env = {**os.environ, "PYTHONPATH": str(gguf_py)}
@@ -391,11 +401,11 @@ def test_vendored_reader(gguf_py: Path, generated_tl1: Path, tmp_path: Path, whi
     assert n_ternary == {"i2_s": 28, "tl1": 14, "tl2": 28}.get(which, 2)
 
 
-def test_vendored_gguf_dump(gguf_py: Path) -> None:
-    proc = _vendored(gguf_py, "gguf_dump.py", SHAKESPEARE / "ggml-model-i2_s.gguf")
+def test_vendored_gguf_dump(shakespeare: Path, gguf_py: Path) -> None:
+    proc = _vendored(gguf_py, "gguf_dump.py", shakespeare / "ggml-model-i2_s.gguf")
     assert "      7:      65536 |   256,   256,     1,     1 | I2_S    | blk.0.attn_q.weight" in proc.stdout
     assert proc.stdout.count("| I2_S    |") == 28
-    proc = _vendored(gguf_py, "gguf_dump.py", SHAKESPEARE / "ggml-model-tl2.gguf")
+    proc = _vendored(gguf_py, "gguf_dump.py", shakespeare / "ggml-model-tl2.gguf")
     assert proc.stdout.count("| TL2     |") == 28
 
 
@@ -407,8 +417,8 @@ def _greedy(bin_dir: Path, model: Path) -> str:
 
 
 @pytest.mark.parametrize("qtype", ["i2_s", "tl2"])
-def test_vendored_new_metadata_round_trip(gguf_py: Path, bin_dir: Path, tmp_path: Path, qtype: str) -> None:
-    src = SHAKESPEARE / f"ggml-model-{qtype}.gguf"
+def test_vendored_new_metadata_round_trip(shakespeare: Path, gguf_py: Path, bin_dir: Path, tmp_path: Path, qtype: str) -> None:
+    src = shakespeare / f"ggml-model-{qtype}.gguf"
     out = tmp_path / "renamed.gguf"
     _vendored(gguf_py, "gguf_new_metadata.py", src, out, "--general-name", "renamed by gguf-new-metadata")
     before, after = GGUFFile(src), GGUFFile(out)
@@ -422,9 +432,9 @@ def test_vendored_new_metadata_round_trip(gguf_py: Path, bin_dir: Path, tmp_path
     assert text == _greedy(bin_dir, src) and len(text) > len("ROMEO:") + 10
 
 
-def test_vendored_set_metadata_in_place(gguf_py: Path, tmp_path: Path) -> None:
+def test_vendored_set_metadata_in_place(shakespeare: Path, gguf_py: Path, tmp_path: Path) -> None:
     model = tmp_path / "m.gguf"
-    model.write_bytes((SHAKESPEARE / "ggml-model-i2_s.gguf").read_bytes())
+    model.write_bytes((shakespeare / "ggml-model-i2_s.gguf").read_bytes())
     key = "bitnet-b1.58.context_length"
     old = GGUFFile(model).metadata[key]
     _vendored(gguf_py, "gguf_set_metadata.py", model, key, str(old // 2), "--force")
