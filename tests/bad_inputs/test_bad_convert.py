@@ -225,15 +225,20 @@ PACKED_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", params(PACKED_CASES))
-def test_convert_bad_packed(case: Case, packed_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    m = link_copy(packed_ckpt, tmp_path / "m")
+def _damaged_checkpoint_fails(case: Case, ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Copy the checkpoint, damage it as the case says, convert: one line, nothing written."""
+    m = link_copy(ckpt, tmp_path / "m")
     ctx: dict[str, Any] = {"m": m}
     assert case.make
     case.make(ctx)
     before = snapshot([m])
     rc, err = run_in_process(main, [fill(a, ctx) for a in case.argv], capsys)
     assert_one_line_failure(rc, err, fill(str(case.expect), ctx), before, [m])
+
+
+@pytest.mark.parametrize("case", params(PACKED_CASES))
+def test_convert_bad_packed(case: Case, packed_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _damaged_checkpoint_fails(case, packed_ckpt, tmp_path, capsys)
 
 
 BPE_CASES = [
@@ -250,13 +255,7 @@ BPE_CASES = [
 
 @pytest.mark.parametrize("case", params(BPE_CASES))
 def test_convert_bad_bpe(case: Case, bpe_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    m = link_copy(bpe_ckpt, tmp_path / "m")
-    ctx: dict[str, Any] = {"m": m}
-    assert case.make
-    case.make(ctx)
-    before = snapshot([m])
-    rc, err = run_in_process(main, [fill(a, ctx) for a in case.argv], capsys)
-    assert_one_line_failure(rc, err, fill(str(case.expect), ctx), before, [m])
+    _damaged_checkpoint_fails(case, bpe_ckpt, tmp_path, capsys)
 
 
 # --- where the process matters: the file size limit, kill -9, and one end-to-end sample ----------------------
