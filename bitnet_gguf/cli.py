@@ -55,8 +55,9 @@ def parser() -> argparse.ArgumentParser:
                         "the same bytes as llama-quantize from the f32 file (embeddings as it picks them)")
     c.add_argument("--outfile", help="output path (default: MODEL_DIR/ggml-model-<outtype>.gguf)")
     c.add_argument("--embd-type", metavar="TYPE",
-                   help=f"type of token_embd and output: {', '.join(EMBD_TYPES)} (default: q6_k for i2_s "
-                        f"[q8_0 when rows are not 256-multiples], else the outtype; f16 is bitnet.cpp's choice); "
+                   help=f"type of token_embd and output: {', '.join(EMBD_TYPES)} (default: q6_k for i2_s/tl1/tl2 "
+                        f"[q8_0 when rows are not 256-multiples]; for tq1_0/tq2_0 what llama-quantize picks: q6_k "
+                        f"output, q4_k untied token_embd; else the outtype; f16 is bitnet.cpp's choice); "
                         f"{', '.join(NOT_YET_EMBD)} not yet")
     c.add_argument("--tokenizer-pre", metavar="NAME", help="BPE pre-tokenizer name when the tokenizer is not recognised")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
