@@ -128,6 +128,19 @@ def read_metadata(path: Path) -> dict[str, Scalar]:
     return meta
 
 
+def check_whole(path: Path, what: str | None = None) -> GGUFFile:
+    """read_metadata's checks, then every tensor inside the file (a download or copy cut short), in one line that
+    starts with `what` (default: the path). Returns the parsed file."""
+    read_metadata(path)
+    f = GGUFFile(path)
+    size = Path(path).stat().st_size
+    for t in f.tensors.values():
+        if t.offset + t.nbytes > size:
+            raise BitnetError(f"{what or path}: tensor {t.name} ends at byte {t.offset + t.nbytes} of a {size}-byte file "
+                              "(truncated; download or convert it again)")
+    return f
+
+
 def check_gguf(path: Path) -> None:
     """Fail with one clear line if `path` is not a GGUF that our build can run (see read_metadata)."""
     read_metadata(path)

@@ -18,6 +18,7 @@ from ..errors import BitnetError
 from ..paths import BUILD_DIR_HELP, build_dir, kernels_dir, load_pin, patches_dir, source_dir
 from ..runtime.locate import DEFAULT_MODEL, find_tool, resolve_model
 from ..runtime.threads import cpu_model, physical_cores
+from ..serving.sensors import cpu_temperature, process_cpu_seconds
 from .kernel_choice import KERNEL_FEATURES, cpu_flags, cpu_kernel_families, kernel_choice
 
 OK, WARN, FAIL, NA = "OK", "WARN", "FAIL", "N/A"
@@ -138,42 +139,33 @@ def check_bandwidth(bytes_per_token: int | None, model: str) -> Check:
 
 
 def check_thermal() -> Check:
-    zones = sorted(Path("/sys/class/thermal").glob("thermal_zone*"))
-    temps = []
-    for z in zones:
-        t = _read(z / "temp")
-        if t and t.lstrip("-").isdigit():
-            temps.append((int(t) / 1000, _read(z / "type") or z.name))
-    if not temps:
-        return Check(NA, "thermal", "not available (no thermal zones in /sys/class/thermal)")
-    hottest = max(temps)
-    detail = ", ".join(f"{kind} {c:.0f} °C" for c, kind in temps[:4])
-    if hottest[0] >= HOT_C:
+    t = cpu_temperature()  # the dashboard's reader: the hottest CPU-like zone
+    if t.value is None:
+        return Check(NA, "thermal", t.detail)
+    detail = f"{t.value:.0f} °C, {t.detail}"
+    if t.value >= HOT_C:
         return Check(WARN, "thermal", detail + ": the CPU may throttle", "cooling, or fewer threads")
     return Check(OK, "thermal", detail)
 
 
-def _cpu_ticks() -> dict[int, tuple[str, int]]:
-    ticks = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        text = _read(stat)
-        if not text:
-            continue
-        name = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()
-        ticks[int(stat.parent.name)] = (name, int(fields[11]) + int(fields[12]))  # utime + stime
-    return ticks
+def _cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) of every process, by pid."""
+    out = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        seconds = process_cpu_seconds(int(proc.name))
+        if seconds is not None:
+            out[int(proc.name)] = seconds
+    return out
 
 
 def check_load(seconds: float = 1.0) -> Check:
     if not Path("/proc/self/stat").exists():
         return Check(NA, "load", "not available (no /proc)")
-    before = _cpu_ticks()
+    before = _cpu_seconds()
     time.sleep(seconds)
-    after = _cpu_ticks()
-    hz = os.sysconf("SC_CLK_TCK")
+    after = _cpu_seconds()
     me = os.getpid()
-    busy = sorted(((t - before[p][1]) / hz / seconds, name, p) for p, (name, t) in after.items()
+    busy = sorted(((t - before[p]) / seconds, _read(Path(f"/proc/{p}/comm")) or "?", p) for p, t in after.items()
                   if p in before and p != me)
     busy = [b for b in busy if b[0] > 0.02][::-1]
     total = sum(b[0] for b in busy)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BitnetError, one_line
-from ..formats.gguf_read import check_gguf, read_metadata
+from ..formats.gguf_read import read_metadata
 from . import chat_templates
 from .locate import library_dir, resolve_model
 from .threads import physical_cores
@@ -78,7 +78,7 @@ class Llama(llama_cpp.Llama):
         if not isinstance(model_path, (str, os.PathLike)):
             raise BitnetError(f"model_path: expected a GGUF file path, got {type(model_path).__name__}")
         path = resolve_model(model_path)
-        check_gguf(path)
+        meta = read_metadata(path)  # the checks of check_gguf, and the chat template's metadata
         # what llama.cpp would otherwise take as is (a negative context or thread count) or abort on
         for name, value, lowest in (("n_ctx", n_ctx, 0), ("n_threads", n_threads, 1), ("n_threads_batch", n_threads_batch, 1),
                                     ("n_batch", kwargs.get("n_batch"), 1), ("n_ubatch", kwargs.get("n_ubatch"), 1)):
@@ -86,7 +86,7 @@ class Llama(llama_cpp.Llama):
                 raise BitnetError(f"{name}={value!r}: expected an integer >= {lowest}")
         if chat_template is not None and not isinstance(chat_template, str):
             raise BitnetError(f"chat_template: expected a name or a Jinja file path, got {type(chat_template).__name__}")
-        template = chat_templates.select(read_metadata(path), chat_template)  # a bad template fails before loading
+        template = chat_templates.select(meta, chat_template)  # a bad template fails before loading
         threads = n_threads or physical_cores()
         try:
             super().__init__(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=n_threads_batch or threads,

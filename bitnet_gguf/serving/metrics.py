@@ -190,11 +190,11 @@ def fetch_child_metrics(port: int, timeout: float = 2.0) -> dict[str, float]:
         conn.close()
 
 
-def _ms(v: float | None) -> float | None:
+def to_ms(v: float | None) -> float | None:
     return None if v is None else round(v * 1000.0, 1)
 
 
-def _round(v: float | None, nd: int = 1) -> float | None:
+def rounded(v: float | None, nd: int = 1) -> float | None:
     return None if v is None else round(v, nd)
 
 
@@ -273,17 +273,17 @@ class Sampler:
             "server": self._server(),
             "requests": {**counts, "queued": None if queued is None else int(queued),
                          "slots_busy": None if busy is None else int(busy)},
-            "tokens_per_s": {"prompt": _round(prompt_tps), "generation": _round(gen_tps)},
+            "tokens_per_s": {"prompt": rounded(prompt_tps), "generation": rounded(gen_tps)},
             "tokens_total": {"prompt": None if prompt_total is None else int(prompt_total), "generation": gen_total},
-            "latency_ms": {"p50": _ms(percentile(lat, 50)), "p95": _ms(percentile(lat, 95)), "p99": _ms(percentile(lat, 99)),
+            "latency_ms": {"p50": to_ms(percentile(lat, 50)), "p95": to_ms(percentile(lat, 95)), "p99": to_ms(percentile(lat, 99)),
                            "count": len(lat), "window_s": WINDOW_S},
-            "ttft_ms": {"p50": _ms(percentile(ttft, 50)), "p95": _ms(percentile(ttft, 95)), "p99": _ms(percentile(ttft, 99)),
+            "ttft_ms": {"p50": to_ms(percentile(ttft, 50)), "p95": to_ms(percentile(ttft, 95)), "p99": to_ms(percentile(ttft, 99)),
                         "count": len(ttft), "window_s": WINDOW_S},
             "system": {
                 "cpu_count": os.cpu_count(),
-                "cpu_percent": {"front": _round(self._front_cpu.percent(front_pid)),
-                                "llama_server": _round(self._child_cpu.percent(child_pid)),
-                                "machine": _round(self._machine_cpu.percent())},
+                "cpu_percent": {"front": rounded(self._front_cpu.percent(front_pid)),
+                                "llama_server": rounded(self._child_cpu.percent(child_pid)),
+                                "machine": rounded(self._machine_cpu.percent())},
                 "rss_bytes": {"front": rss_front, "llama_server": rss_child},
                 "temperature_c": temp.as_json(),
                 "package_power_w": power.as_json(),
@@ -298,8 +298,8 @@ class Sampler:
             "queued": snap["requests"]["queued"], "slots_busy": snap["requests"]["slots_busy"],
             "cpu_front": snap["system"]["cpu_percent"]["front"], "cpu_llama_server": snap["system"]["cpu_percent"]["llama_server"],
             "cpu_machine": snap["system"]["cpu_percent"]["machine"],
-            "rss_front_mb": _round(rss_front / mb if rss_front else None),
-            "rss_llama_server_mb": _round(rss_child / mb if rss_child else None),
+            "rss_front_mb": rounded(rss_front / mb if rss_front else None),
+            "rss_llama_server_mb": rounded(rss_child / mb if rss_child else None),
             "temperature_c": snap["system"]["temperature_c"]["value"], "power_w": snap["system"]["package_power_w"]["value"],
         }
         with self._lock:
@@ -309,7 +309,7 @@ class Sampler:
     def _server(self) -> dict[str, Any]:
         sup = self.supervisor
         return {"state": sup.state, "uptime_s": round(time.time() - self._started, 1), "restarts": sup.restarts,
-                "last_restart_s": _round(sup.last_restart_s, 2), "front_pid": os.getpid(), "llama_server_pid": sup.child_pid}
+                "last_restart_s": rounded(sup.last_restart_s, 2), "front_pid": os.getpid(), "llama_server_pid": sup.child_pid}
 
     def snapshot(self, with_history: bool = True) -> dict[str, Any]:
         with self._lock:

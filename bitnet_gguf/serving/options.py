@@ -15,7 +15,7 @@ from ..errors import ArgumentParser, BitnetError
 from ..formats.gguf_read import read_metadata
 from ..paths import build_dir
 from ..runtime import chat_templates
-from ..runtime.inference import add_shared_options, check_numbers
+from ..runtime.inference import INFERENCE_RULES, add_shared_options, check_numbers
 from ..runtime.locate import find_tool, resolve_model
 from ..runtime.threads import physical_cores
 
@@ -106,9 +106,8 @@ def build_config(args: argparse.Namespace, passthrough: list[str]) -> ServeConfi
         raise BitnetError(f"--max-body {args.max_body} is too small (at least 1K)")
     if args.max_tokens is not None and args.max_tokens < 1:
         raise BitnetError("--max-tokens must be at least 1")
-    check_numbers(args, {"threads": ("-t/--threads", -1, 4096), "ctx_size": ("-c/--ctx-size", 0, None),
-                         "n_predict": ("-n/--n-predict", -2, None), "temperature": ("-temp/--temperature", 0, 1e6),
-                         "cache_ram": ("--cache-ram", -1, None)})
+    shared = {k: INFERENCE_RULES[k] for k in ("threads", "ctx_size", "n_predict", "temperature")}
+    check_numbers(args, {**shared, "cache_ram": ("--cache-ram", -1, None)})
     exe = find_tool("llama-server", build_dir(args.build_dir))
     model = resolve_model(args.model)
     meta = read_metadata(model)

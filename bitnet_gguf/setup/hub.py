@@ -44,20 +44,21 @@ def check_repo(repo: str, model_root: Path) -> None:
     target = model_root / model_name(repo)
     if target.exists() and not target.is_dir():
         raise BitnetError(f"-hr {repo}: {target} is a file, expected a folder to download into")
-    if _offline() and not has_checkpoint(target) and not any(target.glob("ggml-model-*.gguf")):
+    if _offline() and not _holds_model(target):
         raise BitnetError(f"-hr {repo}: HF_HUB_OFFLINE is set and {target} holds no checkpoint")
+
+
+def _holds_model(target: Path) -> bool:
+    return has_checkpoint(target) or any(target.glob("ggml-model-*.gguf"))
 
 
 def download(repo: str, model_root: Path, log: IO[str] | None = None) -> Path:
     """snapshot_download(repo) into model_root/<name>, unless that folder already holds the checkpoint."""
-    if repo in UNSUPPORTED_REPOS:
-        raise BitnetError(f"-hr {repo}: embedding models are not supported yet")
+    check_repo(repo, model_root)
     target = model_root / model_name(repo)
-    if has_checkpoint(target) or any(target.glob("ggml-model-*.gguf")):
+    if _holds_model(target):
         say(log, f"using the existing folder {target} for {repo} (no download)")
         return target
-    if _offline():
-        raise BitnetError(f"-hr {repo}: HF_HUB_OFFLINE is set and {target} holds no checkpoint")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:

@@ -78,15 +78,9 @@ def check_model(args: argparse.Namespace) -> None:
         return
     if md.suffix == ".gguf":
         from ..formats.constants import GGML_TYPE_I2_S
-        from ..formats.gguf_read import GGUFFile, read_metadata
+        from ..formats.gguf_read import check_whole
 
-        read_metadata(md)
-        size = md.stat().st_size
-        tensors = GGUFFile(md).tensors.values()
-        for t in tensors:
-            if t.offset + t.nbytes > size:
-                raise BitnetError(f"-md {md}: tensor {t.name} ends at byte {t.offset + t.nbytes} of a {size}-byte file "
-                                  "(truncated; download or convert it again)")
+        tensors = check_whole(md, f"-md {md}").tensors.values()
         if not {GGML_TYPE_I2_S, FILE_TYPE_OF[args.quant_type]} & {t.ggml_type for t in tensors}:
             raise BitnetError(f"-md {md}: no I2_S tensors to convert to {args.quant_type} (give an I2_S GGUF or the checkpoint folder)")
         return

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import paths
 from ..errors import ArgumentParser, BitnetError
 from ..fileio import atomic_output, check_output_path, write_text_atomic
-from ..formats.gguf_read import check_gguf
+from ..formats.gguf_read import check_whole
 from ..paths import BUILD_DIR_HELP
 from ..runtime.locate import find_tool
 from ..runtime.threads import cpu_model
@@ -43,7 +43,7 @@ def e2e_main(argv: list[str] | None = None) -> int:
         if v is not None and v < lo:
             raise BitnetError(f"{flag} {v}: expected at least {lo}")
     check_int_list("-t/--threads", args.threads)
-    check_whole_gguf(model)
+    check_whole(model)  # llama-bench would otherwise fail after pages of log (or measure nothing)
     cmd = [str(find_tool("llama-bench", paths.build_dir(args.build_dir))), "-m", str(model), "-n", str(args.n_token),
            "-p", str(args.n_prompt), "-t", args.threads, "-ngl", "0", "-r", str(args.repetitions)]
     if args.batch_size:
@@ -75,18 +75,6 @@ def check_int_list(flag: str, text: str, minimum: int = 1) -> None:
     if not items or not all(t.isdigit() and int(t) >= minimum for t in items):
         kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
         raise BitnetError(f"{flag} {text!r}: expected {kind} separated by commas, e.g. 1,2")
-
-
-def check_whole_gguf(model: Path) -> None:
-    """A GGUF our build can run, with every tensor inside the file: llama-bench would otherwise fail after pages of
-    log (or measure nothing)."""
-    from ..formats.gguf_read import GGUFFile
-
-    check_gguf(model)
-    size = model.stat().st_size
-    for t in GGUFFile(model).tensors.values():
-        if t.offset + t.nbytes > size:
-            raise BitnetError(f"{model}: tensor {t.name} ends at byte {t.offset + t.nbytes} of a {size}-byte file (truncated)")
 
 
 def _quantize(build_dir: Path, src: Path, dst: Path, qtype: str, head_type: str) -> None:

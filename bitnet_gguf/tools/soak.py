@@ -18,7 +18,6 @@ import argparse
 import http.client
 import ipaddress
 import json
-import math
 import os
 import random
 import signal
@@ -33,19 +32,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BitnetError
+from ..errors import ArgumentParser, BitnetError, run_cli
+from ..fileio import write_text_atomic
+from ..serving.metrics import percentile, rounded, to_ms
+from ..serving.options import free_loopback_port
+from ..serving.supervisor import child_is_ready
 
 MAX_CLIENTS = 64
 MAX_DURATION_S = 3600
 PROMPTS = ["Tell me about the king.", "ROMEO:", "Write a line about the sea.", "What says the duke?",
            "Speak of love and war.", "JULIET: O Romeo,", "Who goes there?", "Give me a verse on winter."]
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[max(1, math.ceil(q / 100.0 * len(s))) - 1]
 
 
 @dataclass
@@ -331,10 +327,11 @@ class Soak:
         r = self.report
         r.duration_s = elapsed
         r.tokens_per_s = r.tokens / elapsed if elapsed > 0 else 0.0
-        r.latency_ms = {f"p{q}": _ms(percentile(self.latencies, q)) for q in (50, 95, 99)}
-        r.ttft_ms = {f"p{q}": _ms(percentile(self.ttfts, q)) for q in (50, 95, 99)}
+        lat, ttft = sorted(self.latencies), sorted(self.ttfts)
+        r.latency_ms = {f"p{q}": to_ms(percentile(lat, q)) for q in (50, 95, 99)}
+        r.ttft_ms = {f"p{q}": to_ms(percentile(ttft, q)) for q in (50, 95, 99)}
         baseline = next((mb for t, mb in self.rss if t >= self.rss_from_s), None)
-        r.rss_mb = {"start": _r(start_rss), "from_s": round(self.rss_from_s), "baseline": _r(baseline), "end": _r(end_rss)}
+        r.rss_mb = {"start": rounded(start_rss), "from_s": round(self.rss_from_s), "baseline": rounded(baseline), "end": rounded(end_rss)}
         if baseline and end_rss:
             r.rss_growth_pct = round(100.0 * (end_rss - baseline) / baseline, 2)
         restarts_after = (after.get("server") or {}).get("restarts")
@@ -346,19 +343,9 @@ class Soak:
         return r
 
 
-def _ms(v: float | None) -> float | None:
-    return None if v is None else round(v * 1000.0, 1)
-
-
-def _r(v: float | None) -> float | None:
-    return None if v is None else round(v, 1)
-
-
 def start_server(model: str, threads: int, parallel: int, log: Path, extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     """run_server.py on a free loopback port; returns once /health says ok."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_loopback_port()
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "bitnet_gguf.serving", "-m", model, "--host", "127.0.0.1",
@@ -368,20 +355,15 @@ def start_server(model: str, threads: int, parallel: int, log: Path, extra: list
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise BitnetError(f"run_server.py exited with {proc.returncode}; see {log}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return proc, url
-        except OSError:
-            pass
+        if child_is_ready(port, timeout=2):  # the front answers /health as llama-server does
+            return proc, url
         time.sleep(0.25)
     proc.kill()
     raise BitnetError(f"run_server.py not ready after 120 s; see {log}")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bitnet_gguf.tools.soak", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m bitnet_gguf.tools.soak", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--url", help="a running server on loopback (e.g. http://127.0.0.1:8080)")
@@ -402,6 +384,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
     proc: subprocess.Popen[bytes] | None = None
     try:
@@ -413,12 +399,6 @@ def main(argv: list[str] | None = None) -> int:
         soak = Soak(url, args.clients, args.duration, api_key=args.api_key, walk_away=args.walk_away,
                     max_tokens=args.max_tokens, rss_from_s=args.rss_from)
         report = soak.run(progress=True)
-    except BitnetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -428,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
     print("\n".join(report.lines()))
     if args.json:
-        Path(args.json).write_text(json.dumps(asdict(report), indent=1) + "\n")
+        write_text_atomic(Path(args.json), json.dumps(asdict(report), indent=1) + "\n")
     return 0 if report.passed else 1
 
 
