@@ -81,6 +81,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("setup", help="build llama.cpp with I2_S and optionally convert a model (setup_env.py)", add_help=False)
     sub.add_parser("bench", help="llama-bench one model (bitnet.cpp's e2e_benchmark flags: -m -n -p -t)", add_help=False)
     sub.add_parser("bench-suite", help="our I2_S against upstream types on the 2B-4T shape: table + chart", add_help=False)
+    sub.add_parser("ceilings", help="memory and compute ceilings of tg for a model here; tg against them in rounds",
+                   add_help=False)
     sub.add_parser("serve", help="run_server.py: the OpenAI-compatible server with its chat page and dashboard", add_help=False)
     sub.add_parser("soak", help="load and abuse a running server for a while, then report latency and failures", add_help=False)
     sub.add_parser("dump", help="gguf-dump for our files: metadata and tensor table (I2_S, TL1, TL2 included)", add_help=False)
@@ -91,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
 
 # subcommands that parse their own arguments
 _DELEGATED = {"setup": ("setup.setup_env", "main"), "bench": ("tools.bench", "e2e_main"), "bench-suite": ("tools.bench", "suite_main"),
+              "ceilings": ("tools.ceilings", "main"),
               "serve": ("serving.main", "main"), "soak": ("tools.soak", "main"),
               "dump": ("inspect.dump", "main"), "info": ("inspect.info", "main"), "doctor": ("inspect.doctor", "main")}
 

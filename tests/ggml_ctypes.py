@@ -125,6 +125,9 @@ class Ggml:
     def _compute(self, ctx: int, out: int, threads: int, shape: tuple[int, ...]) -> np.ndarray:
         gf = self.base.ggml_new_graph(ctx)
         self.base.ggml_build_forward_expand(gf, out)
+        return self._run(ctx, gf, out, threads, shape)
+
+    def _run(self, ctx: int, gf: int, out: int, threads: int, shape: tuple[int, ...]) -> np.ndarray:
         status = self.cpu.ggml_graph_compute_with_ctx(ctx, gf, threads)
         assert status == 0, f"ggml_graph_compute_with_ctx returned {status}"
         n = int(np.prod(shape))
@@ -143,6 +146,21 @@ class Ggml:
             w = self._tensor(ctx, gtype, k, m, wdata)
             xt = self._tensor(ctx, GGML_TYPE_F32, k, n, x)
             return self._compute(ctx, self.base.ggml_mul_mat(ctx, w, xt), threads, (n, m))
+        finally:
+            self.base.ggml_free(ctx)
+
+    def mul_mat_runs(self, gtype: int, wdata: np.ndarray, k: int, m: int, x: np.ndarray,
+                     threads: list[int]) -> list[np.ndarray]:
+        """mul_mat's graph built once and computed once per entry of `threads`, with that many threads (state that
+        an op keeps in its node between computes, such as a work counter, must be back where it started)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
+        ctx = self._context(wdata.nbytes + x.nbytes * 2 + n * m * 4)
+        try:
+            out = self.base.ggml_mul_mat(ctx, self._tensor(ctx, gtype, k, m, wdata), self._tensor(ctx, GGML_TYPE_F32, k, n, x))
+            gf = self.base.ggml_new_graph(ctx)
+            self.base.ggml_build_forward_expand(gf, out)
+            return [self._run(ctx, gf, out, t, (n, m)) for t in threads]
         finally:
             self.base.ggml_free(ctx)
 

@@ -88,6 +88,20 @@ def test_mat_mul_matches_reference(ggml: Ggml, m: int, k: int, n: int, threads: 
     ggml.reload_kernel()  # later tests get the default kernel back
 
 
+# up to 4 columns every thread quantizes them itself and rows go out in chunks from a counter kept in the node
+# (kernels/ggml-cpu/bitnet-rows.h): the same graph computed again, with other thread counts, must give the same bits
+@pytest.mark.parametrize("n", [1, 2, 4, 5])
+def test_mat_mul_graph_computed_again(ggml: Ggml, n: int) -> None:
+    m, k = 1000, 2560  # 16 chunks of 64 rows, the last one ragged
+    rng = np.random.default_rng(11 + n)
+    data = I2S.quantize(random_weight(rng, m, k, True))
+    x = rng.standard_normal((n, k), dtype=np.float32)
+    _, y_ref = i2s_matmul(data, k, m, x)
+    threads = [2, 2, 1, 4, 3, 2, 17]  # 17 threads: more threads than chunks
+    for t, y in zip(threads, ggml.mul_mat_runs(GGML_TYPE_I2_S, data, k, m, x, threads), strict=True):
+        assert np.array_equal(y, y_ref), f"{t} threads"
+
+
 def test_get_rows(ggml: Ggml) -> None:
     rng = np.random.default_rng(3)
     m, k = 12, 8640  # odd rows start in the middle of a 128-block

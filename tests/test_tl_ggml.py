@@ -64,6 +64,21 @@ def test_mat_mul_bit_exact(ggml: Ggml, kernel: str, name: str, m: int, k: int, n
         assert np.array_equal(got, ggml.mul_mat(GGML_TYPE_I2_S, I2S.pack(t, scale), k, m, x, threads=threads))
 
 
+# one column: rows go out in chunks of 256 from a counter kept in the node (kernels/ggml-cpu/bitnet-rows.h); the
+# same graph computed again, with other thread counts, gives the same bits
+@pytest.mark.parametrize("name", TYPES)
+def test_gemv_graph_computed_again(ggml: Ggml, kernel: str, name: str) -> None:
+    gtype, fmt = TYPES[name]
+    m, k = 1000, 2560  # 4 chunks, the last one ragged
+    rng = np.random.default_rng(5)
+    t = rng.integers(-1, 2, size=(m, k), dtype=np.int8)
+    x = rng.standard_normal((1, k), dtype=np.float32)
+    _, want = ternary_matmul(t, 0.0371, x)
+    threads = [2, 1, 4, 3, 2, 9]  # 9 threads: more threads than chunks
+    for th, got in zip(threads, ggml.mul_mat_runs(gtype, fmt.pack(t, 0.0371), k, m, x, threads), strict=True):
+        assert np.array_equal(got, want), f"{th} threads"
+
+
 @pytest.mark.parametrize("name", TYPES)
 @pytest.mark.parametrize("n", [1, 3])
 def test_worst_case_int16_blocks(ggml: Ggml, kernel: str, name: str, n: int) -> None:

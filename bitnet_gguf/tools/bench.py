@@ -21,6 +21,7 @@ from ..paths import BUILD_DIR_HELP
 from ..runtime.locate import find_tool
 from ..runtime.threads import cpu_model
 from .bandwidth import read_bandwidth
+from .ceilings import Ceiling, git_commit, token_loads, with_rates
 
 
 def e2e_main(argv: list[str] | None = None) -> int:
@@ -48,7 +49,36 @@ def e2e_main(argv: list[str] | None = None) -> int:
            "-p", str(args.n_prompt), "-t", args.threads, "-ngl", "0", "-r", str(args.repetitions)]
     if args.batch_size:
         cmd += ["-b", str(args.batch_size)]
-    return subprocess.call(cmd)
+    if args.n_token == 0:
+        return subprocess.call(cmd)
+    before = read_bandwidth(threads=2).gbs
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    sys.stdout.write(proc.stdout)
+    if proc.returncode != 0:
+        return proc.returncode
+    after = read_bandwidth(threads=2).gbs
+    build = paths.build_dir(args.build_dir)
+    for threads, test, tps in tg_rows(proc.stdout):
+        c = Ceiling((before + after) / 2, with_rates(build, token_loads(model), threads))
+        print(ceiling_line(test, threads, tps, c, before, after))
+    return 0
+
+
+def tg_rows(table: str) -> list[tuple[int, str, float]]:
+    """(threads, test, t/s) of the tg rows of llama-bench's markdown table."""
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[-2].startswith("tg") and cells[-3].isdigit():
+            rows.append((int(cells[-3]), cells[-2], float(cells[-1].split("±")[0])))
+    return rows
+
+
+def ceiling_line(test: str, threads: int, tps: float, c: Ceiling, before: float, after: float) -> str:
+    compute = f"{c.compute_tps:.1f}" if c.compute_tps else "unknown"
+    return (f"{test} at {threads} threads: {tps:.2f} t/s = {tps / c.tps:.0%} of min(memory, compute) {c.tps:.1f} t/s "
+            f"(memory {c.memory_tps:.1f} t/s at {c.bandwidth_gbs:.1f} GB/s, probes {before:.1f}/{after:.1f}; "
+            f"compute {compute} t/s; `python -m bitnet_gguf ceilings` for the table)")
 
 
 # --- comparison suite ------------------------------------------------------------------------------------
@@ -66,7 +96,7 @@ class Result:
     tps: float
     stddev: float
     round: int = 0
-    probe_gbs: float = 0.0
+    probe_gbs: float = 0.0  # with --rounds: the mean of the probes before and after the round
 
 
 def check_int_list(flag: str, text: str, minimum: int = 1) -> None:
@@ -142,17 +172,36 @@ def run_rounds(build_dir: Path, models: dict[str, Path], kernels: tuple[str, ...
     runs = [(q, k) for k in kernels for q in models]
     results = []
     for r in range(rounds):
-        probe = read_bandwidth(threads=2).gbs
-        print(f"round {r + 1}/{rounds}: probe {probe:.1f} GB/s", file=sys.stderr, flush=True)
+        before = read_bandwidth(threads=2).gbs
+        print(f"round {r + 1}/{rounds}: probe {before:.1f} GB/s", file=sys.stderr, flush=True)
+        this_round = []
         for q, k in runs if r % 2 == 0 else runs[::-1]:
-            for res in run_llama_bench(build_dir, {q: models[q]}, threads, prompts, gen, reps, k):
-                res.round, res.probe_gbs = r + 1, probe
-                results.append(res)
+            this_round += run_llama_bench(build_dir, {q: models[q]}, threads, prompts, gen, reps, k)
+        after = read_bandwidth(threads=2).gbs
+        for res in this_round:
+            res.round, res.probe_gbs = r + 1, (before + after) / 2
+        results += this_round
     return results
 
 
-def rounds_markdown(results: list[Result], baseline: str, meta: dict[str, str]) -> str:
-    """Medians over rounds, the median of the per-round ratios to the baseline of the same kernel, and the probes."""
+def ceiling_shares(build_dir: Path, models: dict[str, Path], results: list[Result]) -> dict[tuple[str, int, str, int], float]:
+    """tg t/s / min(memory, compute) for every tg result of the rounds (the round's bandwidth, the build's kernels)."""
+    loads: dict[tuple[str, int], tuple] = {}
+    shares = {}
+    for r in results:
+        if not r.test.startswith("tg"):
+            continue
+        q = r.qtype.split("/")[0]
+        if (q, r.threads) not in loads:
+            loads[(q, r.threads)] = with_rates(build_dir, token_loads(models[q]), r.threads)
+        shares[(r.qtype, r.threads, r.test, r.round)] = r.tps / Ceiling(r.probe_gbs, loads[(q, r.threads)]).tps
+    return shares
+
+
+def rounds_markdown(results: list[Result], baseline: str, meta: dict[str, str],
+                    shares: dict[tuple[str, int, str, int], float] | None = None) -> str:
+    """Medians over rounds, the median of the per-round ratios to the baseline of the same kernel, and the probes;
+    for tg, the median share of each round's ceiling (`shares`, from ceiling_shares)."""
     from statistics import median
 
     def base_of(q: str) -> str:
@@ -162,16 +211,20 @@ def rounds_markdown(results: list[Result], baseline: str, meta: dict[str, str]) 
     keys = list(dict.fromkeys((r.qtype, r.threads, r.test) for r in results))
     probes = {r.round: r.probe_gbs for r in results}
     lines = [f"- {k}: {v}" for k, v in meta.items()]
-    lines += [f"- bandwidth probe per round (GB/s): {', '.join(f'{probes[r]:.1f}' for r in sorted(probes))}", ""]
-    lines += [f"| type | threads | test | median t/s | per round t/s | median ×{baseline} | per-round × |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [f"- bandwidth probe per round (GB/s, mean of before and after): "
+              f"{', '.join(f'{probes[r]:.1f}' for r in sorted(probes))}", ""]
+    lines += [f"| type | threads | test | median t/s | per round t/s | median ×{baseline} | per-round × | "
+              "median share of min(memory, compute) |",
+              "|---|---|---|---|---|---|---|---|"]
+    shares = shares or {}
     for q, th, test in keys:
         rows = sorted(r for (qq, tt, te, r) in get if (qq, tt, te) == (q, th, test))
         tps = [get[(q, th, test, r)] for r in rows]
         ratios = [get[(q, th, test, r)] / get[(base_of(q), th, test, r)] for r in rows if (base_of(q), th, test, r) in get]
+        share = [shares[(q, th, test, r)] for r in rows if (q, th, test, r) in shares]
         lines.append(f"| {q} | {th} | {test} | {median(tps):.2f} | {' '.join(f'{x:.2f}' for x in tps)} | "
-                     f"{median(ratios):.3f} | {' '.join(f'{x:.3f}' for x in ratios)} |" if ratios else
-                     f"| {q} | {th} | {test} | {median(tps):.2f} | {' '.join(f'{x:.2f}' for x in tps)} | - | - |")
+                     + (f"{median(ratios):.3f} | {' '.join(f'{x:.3f}' for x in ratios)} | " if ratios else "- | - | ")
+                     + (f"{median(share):.0%} |" if share else "- |"))
     return "\n".join(lines) + "\n"
 
 
@@ -254,14 +307,6 @@ def check_suite_args(args: argparse.Namespace, types: tuple[str, ...], kernels: 
         check_output_path(p / "results.md", flag)
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent).stdout
-    except OSError:  # no git on PATH: the results still get written
-        return "unknown"
-    return out.strip() or "unknown"
-
-
 def suite_main(argv: list[str] | None = None) -> int:
     """`python -m bitnet_gguf bench-suite`: our I2_S against upstream types in one llama-bench run, or (--rounds)
     types such as I2_S and TL2 against a baseline in interleaved rounds."""
@@ -312,14 +357,15 @@ def suite_main(argv: list[str] | None = None) -> int:
                  f"{shape.heads}/{shape.kv_heads} heads), random ternary weights",
         "lm_head / token_embd type": args.head_type,
         "llama.cpp": f"b{pin.llama_cpp_build} ({pin.llama_cpp_commit}) + patches/",
-        "bitnet-gguf commit": _git_commit(),
+        "bitnet-gguf commit": git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {cpu_model()}",
         "command": command,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "results.json", json.dumps({"meta": meta, "results": [r.__dict__ for r in results]}, indent=1))
-    table = rounds_markdown(results, args.baseline.upper(), meta) if args.rounds > 1 else markdown(results, meta, args.baseline.upper())
+    table = (rounds_markdown(results, args.baseline.upper(), meta, ceiling_shares(build_dir, models, results))
+             if args.rounds > 1 else markdown(results, meta, args.baseline.upper()))
     write_text_atomic(out / "results.md", table)
     print(table)
     if args.rounds == 1 and chart(results, out / "results.png"):

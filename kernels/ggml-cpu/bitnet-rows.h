@@ -32,3 +32,30 @@ static inline void bitnet_scale_rows(const int32_t * restrict dot, int64_t n, fl
         y[i] = (float) dot[i] / sa * sw;
     }
 }
+
+// Work chunks of one op handed out without a barrier. The counter lives in the node's op_params (a MUL_MAT has
+// none; ggml zeroes them when it makes the tensor). Every thread claims until it gets a number past the last
+// chunk, so one op takes exactly nchunks + nth claims, and the thread that makes the last one puts the counter
+// back to 0 for the next use of the node (a later token): that thread cannot have passed the barrier after the
+// op, so nobody sees the counter before it is 0 again. Returns the chunk, or -1 when this thread is done.
+#define BITNET_CHUNK_PARAM 0  // the op_params word that holds the counter
+static inline int64_t bitnet_chunk_claim(struct ggml_tensor * dst, int64_t nchunks, int nth) {
+    int32_t * counter = &dst->op_params[BITNET_CHUNK_PARAM];
+#if defined(_MSC_VER) && !defined(__clang__)
+    const int64_t c = _InterlockedExchangeAdd((volatile long *) counter, 1);
+#else
+    const int64_t c = __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+#endif
+    if (c < nchunks) {
+        return c;
+    }
+    GGML_ASSERT(c < nchunks + nth && "bitnet chunk counter: a node's counter was not 0 when its op began");
+    if (c == nchunks + nth - 1) {
+#if defined(_MSC_VER) && !defined(__clang__)
+        _InterlockedExchange((volatile long *) counter, 0);
+#else
+        __atomic_store_n(counter, 0, __ATOMIC_RELAXED);
+#endif
+    }
+    return -1;
+}

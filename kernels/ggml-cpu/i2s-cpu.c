@@ -21,10 +21,24 @@ static int64_t act_stride(int64_t K) {
     return GGML_PAD(K, ACT_ALIGN);
 }
 
-size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst) {
+// Up to this many columns (token generation, small batches) every thread quantizes all of them into a region
+// of its own (microseconds) instead of sharing the work: the mat-mul then needs no barrier of its own, and no
+// thread waits for another's columns.
+#define PRIVATE_COLS 4
+// rows per chunk handed out to the threads of a few-column mat-mul (40 KiB of weights at K = 2560)
+#define CHUNK_ROWS 64
+
+static size_t private_region(int64_t K, int64_t N) {
+    return (size_t) (N * act_stride(K));
+}
+
+size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst, int n_threads) {
     const struct ggml_tensor * src1 = dst->src[1];
     const int64_t K = src1->ne[0];
     const int64_t ncols = ggml_nrows(src1);
+    if (ncols <= PRIVATE_COLS) {
+        return (size_t) n_threads * private_region(K, ncols) + ACT_ALIGN;
+    }
     // int8 rows, their packed copy (at most all columns), scales and sums
     return (size_t) (ncols * act_stride(K) + GGML_PAD(ncols * K, ACT_ALIGN) + ncols * (int64_t) (sizeof(float) + sizeof(int32_t)) + ACT_ALIGN);
 }
@@ -32,6 +46,43 @@ size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst) {
 static void quantize_column(const struct bitnet_i2s_kernel * kern, const struct ggml_tensor * src1, int64_t j,
                             int8_t * q, float * scale, int32_t * sum) {
     kern->quantize_activations(bitnet_row_of(src1, j), q, src1->ne[0], scale, sum);
+}
+
+// what every thread needs to run its rows of one mat-mul
+struct i2s_operands {
+    const struct bitnet_i2s_kernel * kern;
+    int64_t                          K;
+    const uint8_t *                  w;
+    float                            sw;        // the weight scale
+    int64_t                          N, n_packed;
+    const int8_t *                   qa;        // int8 columns, lda apart
+    const int8_t *                   pa;        // packed groups of the first n_packed columns
+    int64_t                          lda;
+    const float *                    sa;        // activation scales
+    const int32_t *                  ma;        // activation sums
+    struct ggml_tensor *             dst;
+};
+
+// rows [r_begin, r_end) of dst, every column
+static void gemm_rows(const struct i2s_operands * op, int64_t r_begin, int64_t r_end) {
+    int32_t tile[TILE_ROWS * TILE_COLS];
+    for (int64_t r0 = r_begin; r0 < r_end; r0 += TILE_ROWS) {
+        const int64_t r1 = MIN(r_end, r0 + TILE_ROWS);
+        for (int64_t c0 = 0; c0 < op->N; ) {
+            // packed columns and the rest never share a call
+            const int64_t nc = (c0 < op->n_packed ? MIN(op->n_packed, c0 + TILE_COLS) : MIN(op->N, c0 + TILE_COLS)) - c0;
+            if (c0 < op->n_packed) {
+                op->kern->gemm_packed(op->K, op->w, r0, r1, op->pa + c0 * op->K, op->ma + c0, nc, tile, TILE_ROWS);
+            } else {
+                op->kern->gemm(op->K, op->w, r0, r1, op->qa + c0 * op->lda, op->ma + c0, op->lda, nc, tile, TILE_ROWS);
+            }
+            for (int64_t c = 0; c < nc; ++c) {
+                const int64_t j = c0 + c;
+                bitnet_scale_rows(tile + c * TILE_ROWS, r1 - r0, op->sa[j], op->sw, bitnet_row_of(op->dst, j) + r0);
+            }
+            c0 += nc;
+        }
+    }
 }
 
 void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct ggml_tensor * dst) {
@@ -55,51 +106,58 @@ void ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct g
     const struct bitnet_i2s_kernel * kern =
         params->use_ref ? &bitnet_i2s_kernels[bitnet_i2s_n_kernels - 1] : bitnet_i2s_kernel_get(K);
     const int64_t P = kern->pack_cols;
-    const int64_t n_packed = P > 0 ? N / P * P : 0;  // columns in whole packed groups
+    const int64_t n_packed = P > 0 && N > PRIVATE_COLS ? N / P * P : 0;  // columns in whole packed groups
 
-    int8_t  * qa = (int8_t *) GGML_PAD((uintptr_t) params->wdata, ACT_ALIGN);
-    int8_t  * pa = qa + N * lda;  // 64-byte aligned: lda is
-    GGML_ASSERT(bitnet_i2s_act_aligned(qa, lda) && bitnet_i2s_act_aligned(pa, 0));  // i2s-gemm.h's precondition
-    float   * sa = (float *) (pa + GGML_PAD(N * K, ACT_ALIGN));
-    int32_t * ma = (int32_t *) (sa + N);
-
-    // 1. every thread quantizes whole activation rows (the scale spans the row); a thread that
-    //    quantized a whole group of columns packs it while they are still in its cache
-    for (int64_t g = ith; g * P < n_packed; g += nth) {
-        for (int64_t j = g * P; j < (g + 1) * P; ++j) {
+    int8_t * base = (int8_t *) GGML_PAD((uintptr_t) params->wdata, ACT_ALIGN);
+    int8_t * qa, * pa = NULL;
+    float * sa;
+    int32_t * ma;
+    float sa_own[PRIVATE_COLS];
+    int32_t ma_own[PRIVATE_COLS];
+    if (N <= PRIVATE_COLS) {
+        // 1. every thread quantizes every column for itself: no barrier before the gemm
+        qa = base + (size_t) ith * private_region(K, N);
+        sa = sa_own;
+        ma = ma_own;
+        GGML_ASSERT(bitnet_i2s_act_aligned(qa, lda));  // i2s-gemm.h's precondition
+        for (int64_t j = 0; j < N; ++j) {
             quantize_column(kern, src1, j, qa + j * lda, &sa[j], &ma[j]);
         }
-        kern->pack(K, qa + g * P * lda, lda, P, pa + g * P * K);
-    }
-    for (int64_t j = n_packed + ith; j < N; j += nth) {
-        quantize_column(kern, src1, j, qa + j * lda, &sa[j], &ma[j]);
-    }
-    ggml_barrier(params->threadpool);
+    } else {
+        qa = base;
+        pa = qa + N * lda;  // 64-byte aligned: lda is
+        GGML_ASSERT(bitnet_i2s_act_aligned(qa, lda) && bitnet_i2s_act_aligned(pa, 0));  // i2s-gemm.h's precondition
+        sa = (float *) (pa + GGML_PAD(N * K, ACT_ALIGN));
+        ma = (int32_t *) (sa + N);
 
-    // 2. weight rows split across threads; every thread sees all activation columns
-    const float sw = bitnet_i2s_scale(src0->data, K * M);
-    const uint8_t * w = (const uint8_t *) src0->data;
-    const int64_t rows_per_thread = GGML_PAD((M + nth - 1) / nth, 16);
-    const int64_t r_begin = MIN(M, ith * rows_per_thread);
-    const int64_t r_end = MIN(M, r_begin + rows_per_thread);
-
-    int32_t tile[TILE_ROWS * TILE_COLS];
-    for (int64_t r0 = r_begin; r0 < r_end; r0 += TILE_ROWS) {
-        const int64_t r1 = MIN(r_end, r0 + TILE_ROWS);
-        for (int64_t c0 = 0; c0 < N; ) {
-            // packed columns and the rest never share a call
-            const int64_t nc = (c0 < n_packed ? MIN(n_packed, c0 + TILE_COLS) : MIN(N, c0 + TILE_COLS)) - c0;
-            if (c0 < n_packed) {
-                kern->gemm_packed(K, w, r0, r1, pa + c0 * K, ma + c0, nc, tile, TILE_ROWS);
-            } else {
-                kern->gemm(K, w, r0, r1, qa + c0 * lda, ma + c0, lda, nc, tile, TILE_ROWS);
+        // 1. every thread quantizes whole activation rows (the scale spans the row); a thread that
+        //    quantized a whole group of columns packs it while they are still in its cache
+        for (int64_t g = ith; g * P < n_packed; g += nth) {
+            for (int64_t j = g * P; j < (g + 1) * P; ++j) {
+                quantize_column(kern, src1, j, qa + j * lda, &sa[j], &ma[j]);
             }
-            for (int64_t c = 0; c < nc; ++c) {
-                const int64_t j = c0 + c;
-                bitnet_scale_rows(tile + c * TILE_ROWS, r1 - r0, sa[j], sw, bitnet_row_of(dst, j) + r0);
-            }
-            c0 += nc;
+            kern->pack(K, qa + g * P * lda, lda, P, pa + g * P * K);
         }
+        for (int64_t j = n_packed + ith; j < N; j += nth) {
+            quantize_column(kern, src1, j, qa + j * lda, &sa[j], &ma[j]);
+        }
+        ggml_barrier(params->threadpool);
+    }
+
+    // 2. weight rows split across threads; every thread sees all activation columns. A few columns stream the
+    //    weights from memory, whose speed differs between threads and moment to moment: rows go out in chunks
+    //    to whichever thread is free. Many columns are compute-bound and even: one range per thread.
+    const struct i2s_operands op = { kern, K, (const uint8_t *) src0->data, bitnet_i2s_scale(src0->data, K * M),
+                                     N, n_packed, qa, pa, lda, sa, ma, dst };
+    if (N <= PRIVATE_COLS) {
+        const int64_t nchunks = (M + CHUNK_ROWS - 1) / CHUNK_ROWS;
+        for (int64_t c; (c = bitnet_chunk_claim(dst, nchunks, nth)) >= 0; ) {
+            gemm_rows(&op, c * CHUNK_ROWS, MIN(M, (c + 1) * CHUNK_ROWS));
+        }
+    } else {
+        const int64_t rows_per_thread = GGML_PAD((M + nth - 1) / nth, 16);
+        const int64_t r_begin = MIN(M, ith * rows_per_thread);
+        gemm_rows(&op, r_begin, MIN(M, r_begin + rows_per_thread));
     }
 }
 

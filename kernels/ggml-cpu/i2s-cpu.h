@@ -13,7 +13,8 @@ struct ggml_tensor;
 
 // GGML_OP_MUL_MAT with an I2_S src0 (a 2-D weight) and an F32 src1
 void   ggml_bitnet_i2s_mul_mat(const struct ggml_compute_params * params, struct ggml_tensor * dst);
-size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst);
+// n_threads: the threads that run the op (ggml_graph_plan's n_tasks)
+size_t ggml_bitnet_i2s_mul_mat_work_size(const struct ggml_tensor * dst, int n_threads);
 
 // GGML_OP_GET_ROWS with an I2_S src0
 void ggml_bitnet_i2s_get_rows(const struct ggml_compute_params * params, struct ggml_tensor * dst);

@@ -11,7 +11,10 @@
 #include <string.h>
 
 #define ACT_ALIGN  64
-#define GEMV_ROWS  1024  // rows per gemv call: 4 KiB of int32 results on the stack
+// rows per gemv call: one chunk of a token's mat-mul handed to a free thread (10 chunks at M = 2560); a whole
+// number of tiles of either format
+#define GEMV_ROWS 256
+_Static_assert(GEMV_ROWS % BITNET_TL1_TILE_ROWS == 0 && GEMV_ROWS % BITNET_TL2_TILE_ROWS == 0, "whole tiles per chunk");
 
 // what the glue needs to know of a format
 struct lut_format {
@@ -91,9 +94,6 @@ void ggml_bitnet_lut_mul_mat(const struct ggml_compute_params * params, struct g
     const float sw = f->scale(src0->data, K, M);
     const uint8_t * w = (const uint8_t *) src0->data;
     const int64_t ntiles = f->tiles(M);
-    const int64_t per_thread = (ntiles + nth - 1) / nth;
-    const int64_t t_begin = MIN(ntiles, ith * per_thread);
-    const int64_t t_end = MIN(ntiles, t_begin + per_thread);
     int8_t * base = (int8_t *) GGML_PAD((uintptr_t) params->wdata, ACT_ALIGN);
 
     if (N == 1) {
@@ -105,8 +105,10 @@ void ggml_bitnet_lut_mul_mat(const struct ggml_compute_params * params, struct g
         kern->table(qa, K, table);
         float * y = bitnet_row_of(dst, 0);
         int32_t out[GEMV_ROWS];
-        for (int64_t t0 = t_begin; t0 < t_end; t0 += GEMV_ROWS / R) {
-            const int64_t t1 = MIN(t_end, t0 + GEMV_ROWS / R);
+        // tiles go out in chunks to whichever thread is free (the weights stream from memory, unevenly)
+        const int64_t chunk = GEMV_ROWS / R;
+        for (int64_t c; (c = bitnet_chunk_claim(dst, (ntiles + chunk - 1) / chunk, nth)) >= 0; ) {
+            const int64_t t0 = c * chunk, t1 = MIN(ntiles, t0 + chunk);
             kern->gemv(K, w, t0, t1, table, out);
             bitnet_scale_rows(out, MIN(M, t1 * R) - t0 * R, sa, sw, y + t0 * R);
         }
@@ -121,6 +123,9 @@ void ggml_bitnet_lut_mul_mat(const struct ggml_compute_params * params, struct g
     }
     ggml_barrier(params->threadpool);
 
+    const int64_t per_thread = (ntiles + nth - 1) / nth;
+    const int64_t t_begin = MIN(ntiles, ith * per_thread);
+    const int64_t t_end = MIN(ntiles, t_begin + per_thread);
     int32_t out[BITNET_LUT_GEMM_MAX_COLS * BITNET_TL2_TILE_ROWS];  // the taller tile of the two formats
     for (int64_t tile = t_begin; tile < t_end; ++tile) {
         const int64_t nr = MIN(M, (tile + 1) * R) - tile * R;

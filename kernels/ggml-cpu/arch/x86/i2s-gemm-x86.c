@@ -6,6 +6,7 @@
 // Codes are used unsigned (t + 1 in 0..2) and a_sum is subtracted at the end. The invalid code 3
 // must read as t = 0, i.e. as code 1: fix3 clears the high bit of every field whose low bit is set.
 // K % 64 == 0 is required (dispatcher): a row then starts at element 0 or 64 of a block.
+#include "bitnet-prefetch.h"
 #include "i2s-kernels.h"
 #include "i2s-simd.h"
 
@@ -198,11 +199,11 @@ BITNET_I2S_INLINE __m512i v512_fix3(__m512i z) {
 // products of at most 64*2*128: |lane| <= 512*K < 2^31 for K < 2^22) and one arithmetic shift per
 // lane at the end of the row undoes the scale.
 
-// Bytes of weights to prefetch ahead in the one-block loop (-D to measure other distances). About one
-// DRAM latency of one core's stream: 2048 gave tg32 +19 % (2B-4T) and +24 % (7B) over 256 in llama-bench on
-// an Intel Xeon (Emerald Rapids, 2 vCPUs; docs/bench/prefetch-distance.md); 1024 and 4096 were slower.
+// Bytes of weights to prefetch ahead in the one-block loop (-D to measure other distances): by default the
+// distance of every streamed GEMV (bitnet-prefetch.h). 2048 gave tg32 +19 % (2B-4T) and +24 % (7B) over 256 in
+// llama-bench on an Intel Xeon (Emerald Rapids, 2 vCPUs; docs/bench/prefetch-distance.md); 1024 and 4096 were slower.
 #ifndef BITNET_I2S_V512_PREFETCH
-#    define BITNET_I2S_V512_PREFETCH 2048
+#    define BITNET_I2S_V512_PREFETCH BITNET_STREAM_PREFETCH
 #endif
 
 BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
@@ -230,10 +231,10 @@ BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, 
             p += 32;
             k = 64;
         }
-        // two blocks per iteration for several columns; a single column streams from DRAM
-        // measurably faster one block per iteration (AMD Zen 4: ~1.8x), and its two dpbusd chains
-        // per block are enough there
-        for (; C > 1 && k + 256 <= K; k += 256, p += 64) {
+        // two blocks per iteration: four independent dpbusd chains per column (with two, a single column
+        // waits on vpdpbusd's latency), and one cache line of weights, prefetched ahead
+        for (; k + 256 <= K; k += 256, p += 64) {
+            _mm_prefetch((const char *) p + BITNET_I2S_V512_PREFETCH, _MM_HINT_T0);
             const __m512i u0 = v512_fix3(v512_block(p));
             const __m512i u1 = v512_fix3(v512_block(p + 32));
             const __m512i l0 = _mm512_and_si512(u0, lo_mask), h0 = _mm512_and_si512(u0, hi_mask);
