@@ -27,7 +27,8 @@ def _generate(args: argparse.Namespace) -> int:
         from .synthetic.gguf_model import write_synthetic_gguf
 
         vocab = vocab_gguf("ggml-vocab-llama-bpe.gguf", args.vocab_dir)
-        out = write_synthetic_gguf(Path(args.out), args.arch, args.size, args.gguf, vocab, seed=args.seed)
+        out = write_synthetic_gguf(Path(args.out), args.arch, args.size, args.gguf, vocab, seed=args.seed,
+                                   embd_type=args.embd_type, progress=not args.no_progress)
     else:
         from .synthetic.hf_model import generate_model
 
@@ -76,6 +77,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--gguf", metavar="OUTTYPE", choices=GGUF_OUTTYPES,
                    help="write a GGUF directly (any size, e.g. 7B+) instead of a Hugging Face folder")
     g.add_argument("--force", action="store_true", help="write Hugging Face checkpoints above 8 GiB anyway")
+    g.add_argument("--embd-type", choices=("f32", "f16", "q6_k"),
+                   help="with --gguf: type of token_embd (and output): f32/f16 random floats, q6_k random blocks (the "
+                        "product's default head type; default: f32 for --gguf f32, else f16)")
+    g.add_argument("--no-progress", action="store_true", help="with --gguf: no progress bar")
     g.set_defaults(func=_generate)
 
     sub.add_parser("setup", help="build llama.cpp with I2_S and optionally convert a model (setup_env.py)", add_help=False)

@@ -3,7 +3,8 @@
 A temporary file is written beside the output and renamed over it at the end (rename is atomic on one file
 system), so a failure, a full disk or Ctrl-C leaves the previous output as it was. Temporary names carry the
 writer's pid: a writer killed with SIGKILL cannot clean up, so the next writer of the same output removes the
-leftovers of writers that are no longer running.
+leftovers of writers that are no longer running. Long writes (models) ask for `terminable=True`: SIGTERM and SIGHUP
+then remove the temporary too, as Ctrl-C always does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,10 +71,62 @@ def _write_error(path: Path, e: OSError) -> BitnetError:
     return BitnetError(f"cannot write {path}: {why}; the previous file (if any) is unchanged")
 
 
+# the signals that kill a process by default, without Python unwinding it (SIGINT already raises KeyboardInterrupt)
+UNWOUND_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class _Terminated(BaseException):
+    """Raised by our handler in place of a terminating signal (BaseException: no `except Exception` stops it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 @contextlib.contextmanager
-def atomic_output(path: Path, directory: bool = False) -> Iterator[Path]:
+def signals_unwind() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP unwind it like Ctrl-C (so `finally` cleanups run), then the
+    signal is delivered again with its default action: the process still ends killed by that signal.
+
+    Only signals at their default action are taken (an ignored signal or the program's own handler keeps its
+    meaning), and only in the main thread, the one Python runs handlers in; each is restored at the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in UNWOUND_SIGNALS}
+    taken = [s for s, h in previous.items() if h == signal.SIG_DFL]
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        if len(received) == 1:  # a second signal must not interrupt the cleanup the first one started
+            raise _Terminated(signum)
+
+    for s in taken:
+        signal.signal(s, handler)
+    try:
+        yield
+    except _Terminated:
+        pass  # the block's cleanups have run; now die of the signal
+    finally:
+        for s in taken:
+            signal.signal(s, previous[s])
+    if received:
+        os.kill(os.getpid(), received[0])
+        raise SystemExit(128 + received[0])  # not reached: the default action ends the process
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, directory: bool = False, terminable: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `path` (a file, or an empty folder with directory=True); rename it into
-    place only if the block succeeds. Write errors (disk full, RLIMIT_FSIZE, permissions) become one line."""
+    place only if the block succeeds. Write errors (disk full, RLIMIT_FSIZE, permissions) become one line.
+    terminable=True (long writes): SIGTERM / SIGHUP during the block also remove the temporary (signals_unwind)."""
+    with signals_unwind() if terminable else contextlib.nullcontext(), _atomic_output(path, directory) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _atomic_output(path: Path, directory: bool) -> Iterator[Path]:
     path = Path(path)
     if directory:
         check_output_path(path / "x")  # the folder itself may exist (empty): judge its parent
@@ -91,11 +146,11 @@ def atomic_output(path: Path, directory: bool = False) -> Iterator[Path]:
             os.close(fd)
     except OSError as e:
         raise _write_error(path, e) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)  # mkstemp creates 0600; outputs get the usual permissions
     try:
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)  # mkstemp creates 0600; outputs get the usual permissions
             yield Path(tmp)
             if directory and path.is_dir() and not any(path.iterdir()):
                 path.rmdir()  # rename() replaces an empty folder only on some systems

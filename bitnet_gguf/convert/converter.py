@@ -9,22 +9,20 @@ from our f32 file (tensor and key order, embedding types), so the two are the sa
 from __future__ import annotations
 
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
-import numpy as np
 
 from ..errors import BitnetError, check_choice
 from ..fileio import atomic_output, check_output_path
 from ..formats.architectures import NO_OUTPUT_TENSOR_REASON, STOCK_NO_OUTPUT_TENSOR
 from ..formats.constants import FILE_TYPES, STOCK_TERNARY_TYPES
-from ..formats.gguf_write import add_layout_keys
+from ..formats.gguf_write import OutTensor, add_layout_keys, write_streamed
 from ..formats.safetensors_reader import SafetensorsReader
 from .checkpoint import ModelConfig, load_config
-from .tensor_plan import EMBD_TYPES, NOT_YET_EMBD, OutTensor, TensorPlanner, default_embd_type, stock_embd_types
+from .tensor_plan import EMBD_TYPES, NOT_YET_EMBD, TensorPlanner, default_embd_type, stock_embd_types
 from .tokenizer import Vocabulary, load_vocabulary
 
 # bump when the same checkpoint and options would give different bytes (a fix, a new key): setup_env.py then
@@ -158,33 +156,9 @@ def convert(model_dir: Path, outtype: str = "i2_s", outfile: Path | None = None,
         raise BitnetError(f"--outfile {out}: is a file of the checkpoint itself, expected a new .gguf path")
     # plan everything (shapes, types, presence of every tensor) before creating any file
     cfg, vocab, tensors, embd = plan_conversion(model_dir, outtype, embd_type, tokenizer_pre)
-    total = sum(t.nbytes for t in tensors)
-    with atomic_output(out) as tmp:
+    with atomic_output(out, terminable=True) as tmp:
         writer = gguf.GGUFWriter(tmp, cfg.arch.gguf_arch)
         _write_metadata(writer, cfg, vocab, outtype)
-        for t in tensors:
-            # element shape + a non-uint8 dtype: gguf-py then takes the type as given and the shape in elements
-            writer.add_tensor_info(t.name, t.shape, np.dtype(np.float32), t.nbytes, raw_dtype=t.qtype)  # type: ignore[arg-type]
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        bar = _progress(total, out.name, progress)
-        try:
-            for t in tensors:
-                writer.write_tensor_data(t.data)  # type: ignore[arg-type]
-                if bar is not None:
-                    bar.update(t.nbytes)
-        finally:
-            if bar is not None:
-                bar.close()
-            writer.close()
+        write_streamed(writer, tensors, out.name, progress)
     return ConvertResult(out, cfg.arch.gguf_arch, len(tensors), out.stat().st_size, time.monotonic() - start, embd)
 
-
-def _progress(total: int, what: str, enabled: bool):  # -> tqdm | None
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    # disable=None: tqdm turns itself off when stderr is not a terminal (logs get the summary line only)
-    return tqdm(total=total, unit="B", unit_scale=True, desc=f"writing {what}", file=sys.stderr, leave=False, disable=None)

@@ -7,9 +7,7 @@ time), so converting a 4.8 GB bf16 checkpoint needs memory for its largest proje
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from collections.abc import Iterator
 
 import gguf
 import numpy as np
@@ -17,7 +15,7 @@ import numpy as np
 from ..errors import BitnetError
 from ..formats.architectures import GGUF_SUB_NORMS, IGNORED, LAYER_NORMS, projections, sub_norm_sizes
 from ..formats.constants import QK_I2_S, QK_TQ, STOCK_TERNARY_TYPES
-from ..formats.gguf_write import TERNARY_GGUF_TYPES
+from ..formats.gguf_write import TERNARY_GGUF_TYPES, OutTensor, StreamedTensor, row_blocks, ternary_tensor
 from ..formats.kquants import Q4K, Q6K
 from ..formats.quants import absmean_ternarize
 from ..formats.safetensors_reader import FLOAT_DTYPES, SafetensorsReader
@@ -53,36 +51,6 @@ def stock_embd_types(row_length: int, tied: bool) -> tuple[str, str]:
     if tied:
         return head, head
     return ("q4_k" if row_length % 256 == 0 else "q5_0" if row_length % 32 == 0 else "f16"), head
-
-
-CHUNK_BYTES = 32 << 20
-
-
-class StreamedTensor:
-    """What GGUFWriter.write_tensor_data needs from an array (nbytes, tofile) with bytes produced in chunks."""
-
-    def __init__(self, nbytes: int, chunks: Callable[[], Iterator[bytes | np.ndarray]], name: str) -> None:
-        self.nbytes = nbytes
-        self._chunks = chunks
-        self.name = name
-
-    def tofile(self, fp: BinaryIO) -> None:
-        written = 0
-        for chunk in self._chunks():
-            data = chunk.tobytes() if isinstance(chunk, np.ndarray) else chunk
-            fp.write(data)
-            written += len(data)
-        if written != self.nbytes:  # a planning bug, never a user error: the header already promised nbytes
-            raise AssertionError(f"{self.name}: wrote {written} bytes, planned {self.nbytes}")
-
-
-@dataclass
-class OutTensor:
-    name: str
-    shape: tuple[int, ...]  # numpy order: (rows, cols)
-    qtype: int
-    nbytes: int
-    data: StreamedTensor
 
 
 def _float_bytes(x: np.ndarray, qtype: int) -> np.ndarray:
@@ -178,11 +146,9 @@ class TensorPlanner:
         block = gguf.GGML_QUANT_SIZES[Q(qtype)][0]
         if shape[1] % block:
             raise BitnetError(f"{self._where(hf)}: {shape[1]} columns are not a multiple of {Q(qtype).name}'s block of {block}")
-        rows_per_chunk = max(1, CHUNK_BYTES // (shape[1] * 4))
 
         def chunks() -> Iterator[np.ndarray]:
-            for start in range(0, shape[0], rows_per_chunk):
-                stop = min(shape[0], start + rows_per_chunk)
+            for start, stop in row_blocks(shape[0], shape[1] * 4):  # f32 rows: what a chunk holds read
                 yield _float_bytes(self._read_finite(hf, (start, stop)), qtype)
 
         nbytes = _nbytes(shape, qtype)
@@ -244,10 +210,6 @@ class TensorPlanner:
                 # llama-quantize would fall back to Q4_0 here, which does not hold ternary weights exactly
                 raise BitnetError(f"{rec.file}: tensor {hf} has rows of {shape[1]} values, {self.outtype.upper()} needs "
                                   f"a multiple of {QK_TQ}; use --outtype i2_s")
-            qtype, nbytes = int(ternary.raw), ternary.nbytes(*shape)
-        else:
-            qtype = int(EMBD_TYPES[self.outtype])
-            nbytes = _nbytes(shape, qtype)
         # a packed weight's scale must be present before the header is written
         if rec.dtype == "U8" or (self.cfg.quant is not None and self.cfg.quant.mode == "offline"):
             scale_name = hf[: -len(".weight")] + ".weight_scale"
@@ -255,14 +217,18 @@ class TensorPlanner:
                 raise BitnetError(f"{self.cfg.model_dir}: missing tensor {scale_name} (weight {hf} needs its scale)")
             self.used.add(scale_name)
 
-        def chunks() -> Iterator[np.ndarray]:
+        def values() -> tuple[np.ndarray, float]:
             t, s = self.ternary(hf)
-            if permute_heads is not None:
-                t = permute_qk(t, permute_heads)
-            if ternary is not None:
-                yield ternary.pack(t, s)
-            else:
-                yield _float_bytes(t.astype(np.float32) * np.float32(s), qtype)
+            return (t if permute_heads is None else permute_qk(t, permute_heads)), s
+
+        if ternary is not None:
+            return ternary_tensor(gg, shape[0], shape[1], self.outtype, values)
+        qtype = int(EMBD_TYPES[self.outtype])
+        nbytes = _nbytes(shape, qtype)
+
+        def chunks() -> Iterator[np.ndarray]:
+            t, s = values()
+            yield _float_bytes(t.astype(np.float32) * np.float32(s), qtype)
 
         return OutTensor(gg, shape, qtype, nbytes, StreamedTensor(nbytes, chunks, gg))
 

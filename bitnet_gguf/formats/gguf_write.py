@@ -1,14 +1,23 @@
-"""GGUF writing helpers shared by the converter and the synthetic-model generator."""
+"""GGUF writing helpers shared by the converter and the synthetic-model generator.
+
+Both write streamed: every tensor is declared first (name, shape, type, size: the header and tensor table), then
+each tensor's bytes are made and written one tensor (or one row chunk) at a time, so memory holds the largest
+tensor at most, whatever the model's size (a 70B model held whole needed over 22 GB).
+"""
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import gguf
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import BitnetError, one_line
 from .constants import (
@@ -52,6 +61,94 @@ TERNARY_GGUF_TYPES: dict[str, TernaryType] = {
     "tq1_0": TernaryType(_RawType(GGML_TYPE_TQ1_0, "TQ1_0"), TQ1_0.pack, TQ1_0.nbytes, {}),
     "tq2_0": TernaryType(_RawType(GGML_TYPE_TQ2_0, "TQ2_0"), TQ2_0.pack, TQ2_0.nbytes, {}),
 }
+
+
+# float tensors are produced (drawn, read, quantized) in row chunks of about this size
+CHUNK_BYTES = 32 << 20
+
+
+def row_blocks(rows: int, row_bytes: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) row ranges of about CHUNK_BYTES each (at least one row)."""
+    step = max(1, CHUNK_BYTES // max(1, row_bytes))
+    for start in range(0, rows, step):
+        yield start, min(rows, start + step)
+
+
+class StreamedTensor:
+    """What GGUFWriter.write_tensor_data needs from an array (nbytes, tofile) with bytes produced in chunks."""
+
+    def __init__(self, nbytes: int, chunks: Callable[[], Iterator[bytes | np.ndarray]], name: str) -> None:
+        self.nbytes = nbytes
+        self._chunks = chunks
+        self.name = name
+
+    def tofile(self, fp: BinaryIO) -> None:
+        written = 0
+        for chunk in self._chunks():
+            # a view, not tobytes(): no second copy of a chunk that may be a whole tensor
+            data = memoryview(np.ascontiguousarray(chunk)).cast("B") if isinstance(chunk, np.ndarray) else memoryview(chunk)
+            fp.write(data)
+            written += data.nbytes
+        if written != self.nbytes:  # a planning bug, never a user error: the header already promised nbytes
+            raise AssertionError(f"{self.name}: wrote {written} bytes, planned {self.nbytes}")
+
+
+@dataclass
+class OutTensor:
+    """One tensor of a file being written: what its header entry says, and how to make its bytes when written."""
+
+    name: str
+    shape: tuple[int, ...]  # numpy order: (rows, cols)
+    qtype: int  # ggml type id
+    nbytes: int
+    data: StreamedTensor
+
+
+def float_tensor(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike,
+                 chunks: Callable[[], Iterator[np.ndarray]]) -> OutTensor:
+    """An F32 or F16 tensor whose values `chunks` yields (in row order, already of `dtype`) when it is written."""
+    dt = np.dtype(dtype)
+    qtype = {np.dtype(np.float32): gguf.GGMLQuantizationType.F32, np.dtype(np.float16): gguf.GGMLQuantizationType.F16}[dt]
+    nbytes = math.prod(shape) * dt.itemsize
+    return OutTensor(name, shape, int(qtype), nbytes, StreamedTensor(nbytes, chunks, name))
+
+
+def ternary_tensor(name: str, rows: int, cols: int, qtype: str, values: Callable[[], tuple[np.ndarray, float]]) -> OutTensor:
+    """A 2-D ternary weight packed as `qtype`; `values` gives (ternary int8 [rows, cols], scale) when it is written."""
+    tt = TERNARY_GGUF_TYPES[qtype]
+    nbytes = tt.nbytes(rows, cols)
+    return OutTensor(name, (rows, cols), int(tt.raw), nbytes, StreamedTensor(nbytes, lambda: iter([tt.pack(*values())]), name))
+
+
+def write_streamed(writer: gguf.GGUFWriter, tensors: Sequence[OutTensor], what: str, progress: bool = True) -> None:
+    """Write the file of `writer` (its keys already added): header, keys and tensor table, then the tensors' bytes
+    one tensor at a time, in order (a tensor's bytes may depend on the ones made before it: a shared RNG).
+    The padding between tensors is gguf-py's own, so the bytes equal an in-memory GGUFWriter's."""
+    for t in tensors:
+        # element shape + a non-uint8 dtype: gguf-py then takes the type as given and the shape in elements
+        writer.add_tensor_info(t.name, t.shape, np.dtype(np.float32), t.nbytes, raw_dtype=t.qtype)  # type: ignore[arg-type]
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    bar = progress_bar(sum(t.nbytes for t in tensors), what, progress)
+    try:
+        for t in tensors:
+            writer.write_tensor_data(t.data)  # type: ignore[arg-type]
+            if bar is not None:
+                bar.update(t.nbytes)
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+
+
+def progress_bar(total: int, what: str, enabled: bool):  # -> tqdm | None
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    # disable=None: tqdm turns itself off when stderr is not a terminal (logs get the summary line only)
+    return tqdm(total=total, unit="B", unit_scale=True, desc=f"writing {what}", file=sys.stderr, leave=False, disable=None)
 
 
 def add_layout_keys(writer: gguf.GGUFWriter, qtype: str) -> None:

@@ -76,6 +76,9 @@ def _read_tail(data: np.ndarray, body: int, what: str) -> float:
     return float(data[body:body + 4].view("<f4")[0])
 
 
+_I2S_PACK_CHUNK = QK_I2_S << 15  # 4 M weights, whole 128-weight blocks
+
+
 class I2S:
     """Whole-tensor quantize/dequantize of I2_S (the scale is per tensor, so there is no per-row form)."""
 
@@ -87,10 +90,15 @@ class I2S:
         if n % QK_I2_S != 0:
             raise I2SFormatError(f"I2_S needs a multiple of {QK_I2_S} elements, got {n}")
         _check_ternary(flat, "I2_S")
-        codes = (flat.astype(np.int16) + 1).astype(np.uint8).reshape(-1, 4, 32)  # [block, group, byte]
+        out = np.empty(n // 4 + I2_S_TAIL_BYTES, dtype=np.uint8)
         shifts = np.array([6, 4, 2, 0], dtype=np.uint8).reshape(1, 4, 1)
-        packed = np.bitwise_or.reduce(codes << shifts, axis=1).astype(np.uint8).reshape(-1)
-        return np.concatenate([packed, _scale_tail(scale)])
+        # whole blocks at a time: the temporaries stay small (a 70B FFN matrix has 201 M weights)
+        for start in range(0, n, _I2S_PACK_CHUNK):
+            part = flat[start:start + _I2S_PACK_CHUNK]
+            codes = (part.astype(np.int16) + 1).astype(np.uint8).reshape(-1, 4, 32)  # [block, group, byte]
+            out[start // 4:(start + part.size) // 4] = np.bitwise_or.reduce(codes << shifts, axis=1).reshape(-1)
+        out[n // 4:] = _scale_tail(scale)
+        return out
 
     @staticmethod
     def quantize(w: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import BitnetError
 from ..paths import BUILD_DIR_HELP, build_dir, kernels_dir, load_pin, patches_dir, source_dir
 from ..runtime.locate import DEFAULT_MODEL, find_tool, resolve_model
+from ..runtime.memory_fit import available_memory
 from ..runtime.threads import cpu_model, physical_cores
 from ..serving.sensors import cpu_temperature, process_cpu_seconds
 from .kernel_choice import KERNEL_FEATURES, cpu_flags, cpu_kernel_families, kernel_choice
@@ -102,17 +103,8 @@ def check_governor() -> Check:
     return Check(OK, "governor", f"{gov}{freq}")
 
 
-def _meminfo() -> dict[str, int]:
-    out = {}
-    for line in (_read(Path("/proc/meminfo")) or "").splitlines():
-        key, _, value = line.partition(":")
-        if value.strip().endswith("kB"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
-
-
 def check_memory(need: int | None, model: str) -> Check:
-    avail = _meminfo().get("MemAvailable")
+    avail = available_memory()
     if avail is None:
         return Check(NA, "memory", "not available (no /proc/meminfo)")
     if need is None:
@@ -181,7 +173,7 @@ def model_needs(model: Path, ctx: int) -> tuple[int | None, int | None]:
     from .info import read_info
 
     info = read_info(model, ctx)
-    return info.weight_bytes + (info.kv_bytes or 0), info.bytes_per_token
+    return info.memory_bytes, info.bytes_per_token
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,6 +69,11 @@ class Info:
     def kv_bytes(self) -> int | None:
         return None if self.kv_bytes_per_token is None else self.kv_bytes_per_token * self.ctx
 
+    @property
+    def memory_bytes(self) -> int:
+        """What running it keeps in memory: every weight (mapped, read per token) and the KV cache at ctx."""
+        return self.weight_bytes + (self.kv_bytes or 0)
+
 
 def _per_layer(value: Any, layers: int) -> list[int]:
     """A hyperparameter that may be one number or one per layer (head_count_kv of some models)."""

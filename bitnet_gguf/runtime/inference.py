@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import subprocess
 import sys
 
 from ..errors import ArgumentParser, BitnetError, run_cli
 from ..formats.gguf_read import check_gguf, read_metadata
 from ..paths import BUILD_DIR_HELP, build_dir
-from . import chat_templates
+from . import chat_templates, memory_fit, rpc
 from .locate import DEFAULT_MODEL, find_tool, resolve_model
-from .quiet_run import run_quietly
+from .quiet_run import failure_code, failure_line, run_quietly, wait_child
 from .threads import physical_cores
 
 
@@ -38,6 +39,9 @@ def add_shared_options(p: argparse.ArgumentParser, tool: str, template_for: str)
                         "(default: the model's own, else chosen by architecture)")
     p.add_argument("--build-dir", help=BUILD_DIR_HELP)
     p.add_argument("--dry-run", action="store_true", help=f"print the {tool} command instead of running it")
+    p.add_argument(memory_fit.NO_CHECK_FLAG, action="store_true",
+                   help="start even when the weights and the KV cache do not fit in the available memory (every "
+                        "token would then re-read the file from disk)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -60,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show llama.cpp's log (loader, sampler, perf counters) instead of one speed line")
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
+    rpc.add_rpc_options(p, stall=True)
     return p
 
 
@@ -94,6 +99,9 @@ def build_command(args: argparse.Namespace, passthrough: list[str]) -> list[str]
     optional = [("-b", args.batch_size), ("--seed", args.seed), ("--top-k", args.top_k), ("--top-p", args.top_p),
                 ("--repeat-penalty", args.repeat_penalty)]
     cmd += [item for flag, value in optional if value is not None for item in (flag, str(value))]
+    plan = rpc.plan_from_args(args)
+    if plan is not None:
+        cmd += plan.args
     if args.conversation:
         template = chat_templates.select(read_metadata(model), args.chat_template)
         cmd += ["-cnv", *chat_templates.llama_cpp_args(template)]
@@ -119,10 +127,20 @@ def _main(argv: list[str] | None) -> int:
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
+    guard = None
+    plan = rpc.plan_from_args(args)
+    if plan is None and not args.no_memory_check:  # with RPC workers, each host holds only its share
+        memory_fit.check_fits(resolve_model(args.model), args.ctx_size)
+    if plan is not None:
+        rpc.check_plan(plan)  # a worker that is down, busy or of another version: one line, before loading
+        # waiting for the user in -cnv looks like waiting for a frozen worker: no stall bound there
+        guard = rpc.StallGuard(plan.endpoints, 0 if args.conversation else args.rpc_timeout, "llama-completion")
     if not args.verbose:
-        return run_quietly(cmd)
+        return run_quietly(cmd, guard)
     sys.stdout.flush()
     sys.stderr.flush()
+    if guard is not None:
+        return run_verbose_guarded(cmd, guard)
     if os.name == "posix":
         # Become llama-completion: tokens stream straight to the terminal, Ctrl-C and stdin (for -cnv) reach it
         # directly, and its exit code is ours.
@@ -131,3 +149,17 @@ def _main(argv: list[str] | None) -> int:
         return subprocess.call(cmd)
     except KeyboardInterrupt:
         return 130
+
+
+def run_verbose_guarded(cmd: list[str], guard: rpc.StallGuard) -> int:
+    """-v with RPC workers: llama.cpp's log as it comes, but as a child, so that the guard can stop it."""
+    proc = subprocess.Popen(cmd)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches llama-completion directly
+    try:
+        rc, _, stopped = wait_child(proc, guard)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if stopped is None and rc in (0, -signal.SIGINT):
+        return 0 if rc == 0 else 130
+    print(f"error: {failure_line(os.path.basename(cmd[0]), rc, '', stopped, guard)}", file=sys.stderr)
+    return failure_code(rc, stopped)

@@ -7,8 +7,10 @@ library; `bitnet_gguf` itself stays free of llama_cpp (its __init__ exports Llam
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,8 @@ import numpy as np
 
 from ..errors import BitnetError, one_line
 from ..formats.gguf_read import read_metadata
-from . import chat_templates
-from .locate import library_dir, resolve_model
+from . import chat_templates, memory_fit, rpc
+from .locate import library_dir, library_name, resolve_model
 from .threads import physical_cores
 
 
@@ -64,17 +66,86 @@ class _TemplateFormatter:
         return ChatFormatterResponse(prompt=prompt, added_special=False)
 
 
+# ggml_backend_dev_type: the devices llama.cpp offloads layers to by default (besides RPC ones)
+_DEV_GPU, _DEV_IGPU = 1, 2
+_rpc_lock = threading.Lock()
+_rpc_registered: dict[str, list[int]] = {}  # endpoint -> its ggml devices, registered once per process
+
+
+def _ggml() -> ctypes.CDLL:
+    """libggml of our build (already loaded with libllama: the same handle)."""
+    lib = ctypes.CDLL(str(LIB_DIR / library_name("ggml")))
+    vp, cp, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t
+    for name, res, args in (("ggml_backend_reg_by_name", vp, [cp]), ("ggml_backend_load_all", None, []),
+                            ("ggml_backend_reg_get_proc_address", vp, [vp, cp]), ("ggml_backend_register", None, [vp]),
+                            ("ggml_backend_reg_dev_count", sz, [vp]), ("ggml_backend_reg_dev_get", vp, [vp, sz]),
+                            ("ggml_backend_dev_count", sz, []), ("ggml_backend_dev_get", vp, [sz]),
+                            ("ggml_backend_dev_type", ctypes.c_int, [vp]), ("ggml_backend_dev_backend_reg", vp, [vp]),
+                            ("ggml_backend_reg_name", cp, [vp])):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    return lib
+
+
+def _rpc_devices(endpoints: Sequence[rpc.Endpoint]) -> list[int]:
+    """The ggml devices of these workers, registered with ggml as llama.cpp's --rpc does (once per endpoint: ggml
+    cannot unregister, and registering twice would list the devices twice)."""
+    with _rpc_lock:
+        lib = _ggml()
+        reg = lib.ggml_backend_reg_by_name(b"RPC")
+        if not reg:  # a build with dynamically loaded backends (--portable) loads them on request
+            lib.ggml_backend_load_all()
+            reg = lib.ggml_backend_reg_by_name(b"RPC")
+        add = lib.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_rpc_add_server") if reg else None
+        if not add:
+            raise BitnetError(f"rpc_servers: this build has no RPC backend ({LIB_DIR}); run python setup_env.py again")
+        add_server = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p)(add)
+        out: list[int] = []
+        for ep in endpoints:
+            key = str(ep)
+            if key not in _rpc_registered:
+                ep_reg = add_server(key.encode())
+                if not ep_reg:
+                    raise BitnetError(f"RPC worker {key}: exposes no device")
+                lib.ggml_backend_register(ep_reg)
+                _rpc_registered[key] = [lib.ggml_backend_reg_dev_get(ep_reg, i)
+                                        for i in range(lib.ggml_backend_reg_dev_count(ep_reg))]
+            out += _rpc_registered[key]
+        return out
+
+
+def _local_offload_devices() -> list[int]:
+    """The non-RPC devices llama.cpp would offload to by default: GPUs, else integrated GPUs (none in a CPU build)."""
+    lib = _ggml()
+    gpus, igpus = [], []
+    for i in range(lib.ggml_backend_dev_count()):
+        dev = lib.ggml_backend_dev_get(i)
+        kind = lib.ggml_backend_dev_type(dev)
+        if lib.ggml_backend_reg_name(lib.ggml_backend_dev_backend_reg(dev)) == b"RPC":
+            continue
+        if kind == _DEV_GPU:
+            gpus.append(dev)
+        elif kind == _DEV_IGPU:
+            igpus.append(dev)
+    return gpus or igpus
+
+
 class Llama(llama_cpp.Llama):
     """llama_cpp.Llama with bitnet-gguf defaults: our library, physical-core threads, a 2048-token context,
     quiet loading, and the same chat template as run_inference.py -cnv and run_server.py.
 
     Everything else is llama-cpp-python's API: create_completion / __call__, create_chat_completion,
     tokenize / detokenize, eval and scores (all rows with logits_all=True).
+
+    rpc_servers="host:port,..." spreads the layers over ggml-rpc-server workers (as llama.cpp's --rpc; all layers
+    unless n_gpu_layers says otherwise), tensor_split ("3,1" or [3, 1]) gives each worker's share (docs/rpc.md).
     """
+
+    _device_array: Any = None  # the NULL-terminated ggml device list this model loads onto (None: llama.cpp's choice)
 
     def __init__(self, model_path: str | os.PathLike[str], *, n_ctx: int = 2048, n_threads: int | None = None,
                  n_threads_batch: int | None = None, chat_template: str | None = None, verbose: bool = False,
-                 **kwargs: Any) -> None:
+                 rpc_servers: str | None = None, memory_check: bool = True, **kwargs: Any) -> None:
         if not isinstance(model_path, (str, os.PathLike)):
             raise BitnetError(f"model_path: expected a GGUF file path, got {type(model_path).__name__}")
         path = resolve_model(model_path)
@@ -87,6 +158,9 @@ class Llama(llama_cpp.Llama):
         if chat_template is not None and not isinstance(chat_template, str):
             raise BitnetError(f"chat_template: expected a name or a Jinja file path, got {type(chat_template).__name__}")
         template = chat_templates.select(meta, chat_template)  # a bad template fails before loading
+        if memory_check and rpc_servers is None:  # with RPC workers, each host holds only its share
+            memory_fit.check_fits(path, n_ctx, "memory_check=False")
+        self._plan_devices(rpc_servers, kwargs)
         threads = n_threads or physical_cores()
         try:
             super().__init__(str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=n_threads_batch or threads,
@@ -99,6 +173,40 @@ class Llama(llama_cpp.Llama):
             formatter = _TemplateFormatter(template, bos, eos, add_bos)
             self.chat_template = template
             self.chat_handler = llama_cpp.llama_chat_format.chat_formatter_to_chat_completion_handler(formatter)
+
+    def _plan_devices(self, rpc_servers: str | None, kwargs: dict[str, Any]) -> None:
+        """Check the workers and choose the devices before llama.cpp sees them (a worker that is down would make
+        llama.cpp abort the whole process)."""
+        split = kwargs.get("tensor_split")
+        if rpc_servers is None:
+            if split is not None:
+                raise BitnetError("tensor_split needs rpc_servers (this build computes on the CPU; the split is over RPC workers)")
+            if _rpc_registered:  # RPC devices of an earlier model stay registered: keep them out of this one
+                self._device_array = self._devices(_local_offload_devices())
+            return
+        endpoints = rpc.parse_rpc_servers(rpc_servers, "rpc_servers")
+        workers = rpc.check_workers(endpoints)
+        if split is not None:
+            kwargs["tensor_split"] = list(rpc.parse_tensor_split(split, "tensor_split"))
+            rpc.check_split(kwargs["tensor_split"], workers, "tensor_split")
+        kwargs.setdefault("n_gpu_layers", -1)  # every layer on the workers, as the CLI's default
+        self._device_array = self._devices(_rpc_devices(endpoints) + _local_offload_devices())
+
+    @staticmethod
+    def _devices(devices: list[int]) -> Any:
+        return (ctypes.c_void_p * (len(devices) + 1))(*devices, None)
+
+    # llama_cpp.Llama.__init__ fills self.model_params and loads the model from it with no hook in between; this
+    # property sees the assignment and sets the device list on the struct first (llama-cpp-python never sets it)
+    @property
+    def model_params(self) -> Any:
+        return self.__dict__["_bitnet_model_params"]
+
+    @model_params.setter
+    def model_params(self, params: Any) -> None:
+        if self._device_array is not None:
+            params.devices = ctypes.cast(self._device_array, ctypes.c_void_p).value
+        self.__dict__["_bitnet_model_params"] = params
 
     def close(self) -> None:
         # llama_cpp.Llama.__del__ calls close(), which fails if __init__ stopped early (e.g. model not found)

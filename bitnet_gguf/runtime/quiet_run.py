@@ -14,7 +14,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
+from typing import Protocol
 
 # common_perf_print's lines: "prompt eval time = 0.83 ms / 3 tokens (...)" and "eval time = 8.46 ms / 19 runs (...)"
 _PERF = re.compile(r"\b(prompt eval|eval) time =\s*([\d.]+) ms /\s*(\d+) (?:tokens|runs)")
@@ -65,7 +67,45 @@ def first_error(log: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def run_quietly(cmd: list[str]) -> int:
+class RunGuard(Protocol):
+    """Watches a running program for what it cannot report itself (runtime/rpc.StallGuard: a frozen RPC worker)."""
+
+    def check(self, pid: int) -> str | None:
+        """Called about every GUARD_POLL_S while the program runs; a reason stops the program."""
+
+    def explain(self, log: str) -> str | None:
+        """After a failure or a stop: what went wrong, when the guard knows better than the log's first error."""
+
+
+GUARD_POLL_S = 0.25
+STOP_GRACE_S = 5.0  # SIGTERM, then SIGKILL
+
+
+def wait_child(proc: subprocess.Popen[bytes], guard: RunGuard | None = None) -> tuple[int, int, str | None]:
+    """Wait for the program: its exit code, its peak RSS in bytes (0 where unknown) and, when the guard stopped
+    it, the guard's reason."""
+    if not hasattr(os, "wait4"):  # Windows: no rusage of a child, no guard
+        return proc.wait(), 0, None
+    stopped: str | None = None
+    deadline: float | None = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, 0 if guard is None else os.WNOHANG)
+        if pid:
+            break
+        time.sleep(GUARD_POLL_S)
+        if stopped is None and guard is not None:
+            stopped = guard.check(proc.pid)
+            if stopped is not None:
+                proc.terminate()
+                deadline = time.monotonic() + STOP_GRACE_S
+        elif deadline is not None and time.monotonic() > deadline:
+            proc.kill()
+            deadline = None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024), stopped  # Linux: KiB
+
+
+def run_quietly(cmd: list[str], guard: RunGuard | None = None) -> int:
     """Run `cmd` with stdout and stdin passed through and stderr held; print the speed line (or the error) to
     stderr. Returns the program's exit code (128+N when killed by signal N, as a shell does)."""
     sys.stdout.flush()
@@ -79,23 +119,38 @@ def run_quietly(cmd: list[str]) -> int:
     # we only wait for it
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        if hasattr(os, "wait4"):
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # Linux reports KiB
-        else:  # Windows: no rusage of a child
-            proc.wait()
-            peak = 0
+        rc, peak, stopped = wait_child(proc, guard)
     finally:
         signal.signal(signal.SIGINT, previous)
     reader.join(timeout=5)
     log = b"".join(chunks).decode("utf-8", "replace")
-    rc = proc.returncode
     sys.stdout.flush()
-    if rc == 0 or rc == -signal.SIGINT:
+    if stopped is None and (rc == 0 or rc == -signal.SIGINT):
         print(parse_speed(log).line(peak), file=sys.stderr, flush=True)
         return 0 if rc == 0 else 130
-    name = os.path.basename(cmd[0])
-    reason = first_error(log).removeprefix("error: ")
-    print(f"error: {name} exited with code {rc}: {reason} (run with -v for its full log)", file=sys.stderr)
+    print(f"error: {failure_line(os.path.basename(cmd[0]), rc, log, stopped, guard)} (run with -v for its full log)",
+          file=sys.stderr)
+    return failure_code(rc, stopped)
+
+
+def failure_code(rc: int, stopped: str | None) -> int:
+    """Our exit code for a failed run: the program's (128+N when killed by signal N, as a shell does), 1 when the
+    guard stopped it."""
+    if stopped is not None or rc == 0:
+        return 1
     return 128 - rc if rc < 0 else rc
+
+
+def failure_line(name: str, rc: int, log: str, stopped: str | None, guard: RunGuard | None) -> str:
+    """One line for a program that failed (or that the guard stopped)."""
+    detail = guard.explain(log) if guard is not None else None
+    if stopped is not None:
+        return stopped + (f": {detail}" if detail else "")
+    if rc < 0:
+        try:
+            how = f"was killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            how = f"was killed by signal {-rc}"
+    else:
+        how = f"exited with code {rc}"
+    return f"{name} {how}: {detail or first_error(log).removeprefix('error: ')}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -14,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from ..errors import BitnetError, run_cli
+from ..runtime import memory_fit, rpc
 from ..runtime.inference import split_passthrough
 from .metrics import RequestStats, Sampler
 from .options import CHILD_HOST, ServeConfig, base_url, bind_error, build_config, free_loopback_port, open_warning, parser
@@ -128,7 +130,13 @@ def _main(argv: list[str] | None) -> int:
         # the child's port is private and chosen at each start; this is one such choice
         print(shlex.join(cfg.child_command(free_loopback_port())))
         return 0
-    app = App(cfg.limits, Supervisor(cfg.child_command, say), RequestStats())
+    explain = None
+    if cfg.rpc_plan is None and not args.no_memory_check:  # with RPC workers, each host holds only its share
+        memory_fit.check_fits(cfg.model, args.ctx_size)
+    if cfg.rpc_plan is not None:
+        rpc.check_plan(cfg.rpc_plan)  # a worker that is down would make llama-server abort while loading
+        explain = functools.partial(rpc.lost_workers, cfg.rpc_plan.endpoints)
+    app = App(cfg.limits, Supervisor(cfg.child_command, say, explain), RequestStats())
     front = bind_front(cfg, app)
     if os.name != "posix":
         say("warning: supervision and clean shutdown are tested on Linux only")

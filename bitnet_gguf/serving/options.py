@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import ArgumentParser, BitnetError
 from ..formats.gguf_read import read_metadata
 from ..paths import build_dir
-from ..runtime import chat_templates
+from ..runtime import chat_templates, rpc
 from ..runtime.inference import INFERENCE_RULES, add_shared_options, check_numbers
 from ..runtime.locate import find_tool, resolve_model
 from ..runtime.threads import physical_cores
@@ -62,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", action="append", default=[], metavar="NAME",
                    help="another model name requests may use (repeatable); 'bitnet', the file name and the model's "
                         "own name are always accepted")
+    # no stall bound here: an idle server uses no CPU either; a worker that dies makes llama-server abort, and the
+    # supervisor restarts it (each restart fails while the worker stays down, and it gives up after a few)
+    rpc.add_rpc_options(p, stall=False)
     return p
 
 
@@ -84,6 +87,7 @@ class ServeConfig:
     child_args: list[str]  # llama-server's arguments without --host/--port (the supervisor picks the port)
     exe: Path
     name: str  # what the pages call the model: the GGUF's general.name, else the file name
+    rpc_plan: rpc.RpcPlan | None = None  # RPC workers, checked before llama-server starts
 
     def child_command(self, port: int) -> list[str]:
         return [str(self.exe), "--host", CHILD_HOST, "--port", str(port), *self.child_args]
@@ -114,6 +118,7 @@ def build_config(args: argparse.Namespace, passthrough: list[str]) -> ServeConfi
     template = chat_templates.select(meta, args.chat_template)
     threads = args.threads if args.threads and args.threads > 0 else physical_cores()
     n_predict = args.n_predict if args.max_tokens is None else min(args.n_predict, args.max_tokens)
+    plan = rpc.plan_from_args(args)
     child_args = [
         "-m", str(model), "-t", str(threads), "-c", str(args.ctx_size), "-n", str(n_predict),
         "--temp", str(args.temperature),
@@ -121,6 +126,7 @@ def build_config(args: argparse.Namespace, passthrough: list[str]) -> ServeConfi
         # a single request may still use the whole -c instead of -c / --parallel
         "-cb", "-np", str(args.parallel), "-kvu", "--metrics",
         *chat_templates.llama_cpp_args(template),
+        *(plan.args if plan is not None else []),
         # llama-server serves HTTP with max(np + 2, cores - 1) threads; a request waiting for a slot holds one, so
         # with more requests than that even /health and /metrics would wait. Threads that wait cost little.
         *([] if "--threads-http" in passthrough else ["--threads-http", str(max(32, 2 * args.parallel + 8))]),
@@ -132,7 +138,7 @@ def build_config(args: argparse.Namespace, passthrough: list[str]) -> ServeConfi
                     model_names=model_names(model, meta.get("general.name"), args.alias))
     meta_name = meta.get("general.name")
     name = meta_name if isinstance(meta_name, str) and meta_name else model.name
-    return ServeConfig(args.host, args.port, model, limits, child_args, exe, name)
+    return ServeConfig(args.host, args.port, model, limits, child_args, exe, name, plan)
 
 
 def child_environment() -> dict[str, str]:

@@ -54,9 +54,11 @@ def describe_exit(rc: int) -> str:
 class Supervisor:
     """Keeps one llama-server running. States: starting, ready, restarting, stopping, failed."""
 
-    def __init__(self, command_for_port: Callable[[int], list[str]], say: Callable[[str], None]) -> None:
+    def __init__(self, command_for_port: Callable[[int], list[str]], say: Callable[[str], None],
+                 explain: Callable[[], str | None] | None = None) -> None:
         self._command_for_port = command_for_port
         self._say = say
+        self._explain = explain  # when giving up: what the child's log cannot say (e.g. which RPC worker is gone)
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -165,7 +167,8 @@ class Supervisor:
                     return
 
     def _give_up(self, rc: int, why: str) -> None:
-        self._say(f"error: llama-server {describe_exit(rc)}{why} (its log is above)")
+        detail = self._explain() if self._explain is not None else None
+        self._say(f"error: llama-server {describe_exit(rc)}{why}{': ' + detail if detail else ''} (its log is above)")
         self._fail(128 - rc if rc < 0 else (rc or 1))  # killed by signal N: the shell's 128+N
 
     def _fail(self, code: int) -> None:

@@ -13,9 +13,11 @@ from ..fileio import read_json_record, write_text_atomic
 from ..paths import CHECKOUT, Pin, kernels_dir
 from .steps import StepRunner
 
+# ggml-rpc-server: the worker of llama.cpp's RPC backend (--rpc), which spreads a model's layers over hosts
+RPC_SERVER = "ggml-rpc-server"
 TARGETS = (
     "llama-cli", "llama-completion", "llama-server", "llama-bench", "llama-perplexity",
-    "llama-quantize", "test-quantize-fns", "test-gguf",
+    "llama-quantize", "test-quantize-fns", "test-gguf", RPC_SERVER,
 )
 CONFIG_STAMP = "bitnet-gguf-config.json"
 COMPILERS = {"gcc": ("gcc", "g++"), "clang": ("clang", "clang++")}
@@ -58,6 +60,8 @@ def cmake_args(pin: Pin, cc: str, cxx: str, portable: bool, source_dir: Path, ge
         *_source_args(pin, generated_dir),
         "-DLLAMA_BUILD_TESTS=ON",
         "-DBUILD_SHARED_LIBS=ON",
+        # the RPC backend in libggml (the client side of --rpc) and the ggml-rpc-server tool (docs/rpc.md)
+        "-DGGML_RPC=ON",
     ]
     if portable:
         # every x86/ARM CPU variant, chosen at run time (our kernels are compiled per variant)

@@ -6,17 +6,30 @@ vocab GGUF.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gguf
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import check_choice
 from ..fileio import atomic_output
 from ..formats.architectures import BY_GGUF, GGUF_SUB_NORMS, LAYER_NORMS, projections, sub_norm_sizes
 from ..formats.constants import FILE_TYPES
-from ..formats.gguf_write import TERNARY_GGUF_TYPES, add_layout_keys, add_ternary_tensor, copy_tokenizer
-from .shapes import SHAPES
+from ..formats.gguf_write import (
+    TERNARY_GGUF_TYPES,
+    OutTensor,
+    add_layout_keys,
+    copy_tokenizer,
+    float_tensor,
+    row_blocks,
+    ternary_tensor,
+    write_streamed,
+)
+from .q6k_head import q6_k_tensor
+from .shapes import SHAPES, Shape
 
 OUTTYPES = ("f32", "f16", *TERNARY_GGUF_TYPES)
 
@@ -27,18 +40,72 @@ def _random_ternary(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.
     return t, float(1.0 / np.sqrt(cols))
 
 
+def _normal_rows(rng: np.random.Generator, rows: int, cols: int, dtype: npt.DTypeLike,
+                 divisor: np.floating | None = None) -> Callable[[], Iterator[np.ndarray]]:
+    """Standard normal rows (divided by `divisor`) as `dtype`, drawn in row chunks when written. The values equal
+    one draw of the whole matrix (a float draw keeps no bits of its own between calls, unlike integer draws), and
+    the f64 temporary of the division is a chunk's, not the matrix's."""
+    def chunks() -> Iterator[np.ndarray]:
+        for start, stop in row_blocks(rows, cols * 4):
+            x = rng.standard_normal((stop - start, cols), dtype=np.float32)
+            yield (x if divisor is None else x / divisor).astype(dtype)
+    return chunks
+
+
+def _ones(n: int) -> Callable[[], Iterator[np.ndarray]]:
+    return lambda: iter([np.ones(n, dtype=np.float32)])
+
+
+def synthetic_tensors(arch: str, shape: Shape, outtype: str, n_vocab: int, rng: np.random.Generator,
+                      embd_type: str | None = None) -> list[OutTensor]:
+    """Every tensor of the model in file order, each made when written. They draw from `rng` in that order, so
+    they must be written in it (write_streamed does): the bytes then match the seed whatever the model's size."""
+    float_dtype = np.float32 if outtype == "f32" else np.float16
+
+    def head(name: str, divisor: np.floating | None) -> OutTensor:
+        if embd_type == "q6_k":  # the product's default head type, as random blocks (q6k_head.py)
+            return q6_k_tensor(name, n_vocab, shape.hidden, rng)
+        dtype = {"f32": np.float32, "f16": np.float16, None: float_dtype}[embd_type]
+        return float_tensor(name, (n_vocab, shape.hidden), dtype, _normal_rows(rng, n_vocab, shape.hidden, dtype, divisor))
+
+    out = [head("token_embd.weight", None),
+           float_tensor("output_norm.weight", (shape.hidden,), np.float32, _ones(shape.hidden))]
+    if not BY_GGUF[arch].sub_norms:  # a ternary Llama has its own lm_head (the bitnet presets are tied)
+        out.append(head("output.weight", np.sqrt(shape.hidden)))
+    for il in range(shape.layers):
+        for gg in LAYER_NORMS.values():
+            out.append(float_tensor(f"blk.{il}.{gg}.weight", (shape.hidden,), np.float32, _ones(shape.hidden)))
+        if BY_GGUF[arch].sub_norms:
+            for gg, size in zip(GGUF_SUB_NORMS, sub_norm_sizes(shape), strict=True):
+                out.append(float_tensor(f"blk.{il}.{gg}.weight", (size,), np.float32, _ones(size)))
+        for proj in projections(shape):
+            name = f"blk.{il}.{proj.gguf}.weight"
+            # the whole matrix in one draw: integer draws buffer bits within a call, so chunks would change them
+            values = functools.partial(_random_ternary, rng, proj.rows, proj.cols)
+            if outtype in TERNARY_GGUF_TYPES:
+                out.append(ternary_tensor(name, proj.rows, proj.cols, outtype, values))
+            else:
+                out.append(float_tensor(name, (proj.rows, proj.cols), float_dtype, _dequantized(values, float_dtype)))
+    return out
+
+
+def _dequantized(values: Callable[[], tuple[np.ndarray, float]], dtype: npt.DTypeLike) -> Callable[[], Iterator[np.ndarray]]:
+    def chunks() -> Iterator[np.ndarray]:
+        t, scale = values()
+        yield (t.astype(np.float32) * np.float32(scale)).astype(dtype)
+    return chunks
+
+
 def write_synthetic_gguf(out: Path, arch: str, size: str, outtype: str, vocab_gguf: Path,
-                         seed: int = 0, embd_type: str | None = None) -> Path:
-    """Write a random ternary model of `size` as a GGUF of `outtype` (f32/f16: float weights, i2_s/tl2: packed)."""
+                         seed: int = 0, embd_type: str | None = None, progress: bool = True) -> Path:
+    """Write a random ternary model of `size` as a GGUF of `outtype` (f32/f16: float weights, i2_s/tl2: packed).
+    Streamed (formats.gguf_write): memory holds the tokenizer and one tensor, whatever the size."""
     check_choice("--arch", arch, BY_GGUF)
     check_choice("--size", size, SHAPES)
     check_choice("--outtype", outtype, OUTTYPES)
     shape = SHAPES[size]
-    rng = np.random.default_rng(seed)
-    float_dtype = np.float32 if outtype == "f32" else np.float16
-    embd_dtype = {"f32": np.float32, "f16": np.float16, None: float_dtype}[embd_type]
 
-    with atomic_output(out) as tmp:
+    with atomic_output(out, terminable=True) as tmp:
         writer = gguf.GGUFWriter(tmp, arch)
         writer.add_name(f"synthetic-{arch}-{size}")
         n_vocab = copy_tokenizer(writer, vocab_gguf)
@@ -54,27 +121,6 @@ def write_synthetic_gguf(out: Path, arch: str, size: str, outtype: str, vocab_gg
         writer.add_vocab_size(n_vocab)
         writer.add_file_type(FILE_TYPES[outtype])
         add_layout_keys(writer, outtype)
-
-        writer.add_tensor("token_embd.weight", rng.standard_normal((n_vocab, shape.hidden), dtype=np.float32).astype(embd_dtype))
-        writer.add_tensor("output_norm.weight", np.ones(shape.hidden, dtype=np.float32))
-        if not BY_GGUF[arch].sub_norms:  # a ternary Llama has its own lm_head (the bitnet presets are tied)
-            head = rng.standard_normal((n_vocab, shape.hidden), dtype=np.float32) / np.sqrt(shape.hidden)
-            writer.add_tensor("output.weight", head.astype(embd_dtype))
-        for il in range(shape.layers):
-            for gg in LAYER_NORMS.values():
-                writer.add_tensor(f"blk.{il}.{gg}.weight", np.ones(shape.hidden, dtype=np.float32))
-            if BY_GGUF[arch].sub_norms:
-                for gg, size in zip(GGUF_SUB_NORMS, sub_norm_sizes(shape), strict=True):
-                    writer.add_tensor(f"blk.{il}.{gg}.weight", np.ones(size, dtype=np.float32))
-            for proj in projections(shape):
-                t, scale = _random_ternary(rng, proj.rows, proj.cols)
-                name = f"blk.{il}.{proj.gguf}.weight"
-                if outtype in TERNARY_GGUF_TYPES:
-                    add_ternary_tensor(writer, name, t, scale, outtype)
-                else:
-                    writer.add_tensor(name, (t.astype(np.float32) * np.float32(scale)).astype(float_dtype))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file(progress=False)
-        writer.close()
+        tensors = synthetic_tensors(arch, shape, outtype, n_vocab, np.random.default_rng(seed), embd_type)
+        write_streamed(writer, tensors, Path(out).name, progress)
     return out

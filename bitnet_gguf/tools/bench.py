@@ -307,6 +307,27 @@ def check_suite_args(args: argparse.Namespace, types: tuple[str, ...], kernels: 
         check_output_path(p / "results.md", flag)
 
 
+def _sweep(args: argparse.Namespace, shapes: dict) -> int:
+    from .sweep import run_sweep
+
+    sizes = [x.strip() for x in args.sizes.split(",")]
+    unknown = [x for x in sizes if x not in shapes]
+    if unknown or not sizes:
+        raise BitnetError(f"--sizes {args.sizes}: unknown size {', '.join(unknown) or '(empty)'}; "
+                          f"expected some of {', '.join(shapes)}")
+    for flag, text in (("-t/--threads", args.threads), ("-p/--n-prompt", args.n_prompt), ("-n/--n-gen", args.n_gen)):
+        check_int_list(flag, text, minimum=0 if flag != "-t/--threads" else 1)
+    if args.repetitions < 1:
+        raise BitnetError(f"-r/--repetitions {args.repetitions}: expected at least 1")
+    build = paths.build_dir(args.build_dir)
+    for tool in ("llama-bench", "llama-completion"):
+        find_tool(tool, build)
+    work = Path(args.work_dir) if args.work_dir else paths.cache_dir() / "bench"
+    return run_sweep(build, work, Path(args.out), sizes, [int(t) for t in args.threads.split(",")],
+                     int(args.n_prompt.split(",")[0]), max(1, int(args.n_gen.split(",")[0])), args.repetitions,
+                     args.keep_models)
+
+
 def suite_main(argv: list[str] | None = None) -> int:
     """`python -m bitnet_gguf bench-suite`: our I2_S against upstream types in one llama-bench run, or (--rounds)
     types such as I2_S and TL2 against a baseline in interleaved rounds."""
@@ -330,8 +351,14 @@ def suite_main(argv: list[str] | None = None) -> int:
     p.add_argument("-p", "--n-prompt", default="128,512")
     p.add_argument("-n", "--n-gen", default="32")
     p.add_argument("-r", "--repetitions", type=int, default=3)
+    p.add_argument("--sizes", help="size sweep instead: comma-separated presets (e.g. 125M,350M,...,70B), each written "
+                                   "as I2_S with a Q6_K head and measured at every -t: pp (first -p), tg (first -n) "
+                                   "between two bandwidth probes, file, RSS, load time, share of the roofline")
+    p.add_argument("--keep-models", action="store_true", help="with --sizes: keep files of 4 GiB and more")
     p.add_argument("--build-dir", help=BUILD_DIR_HELP)
     args = p.parse_args(argv)
+    if args.sizes:
+        return _sweep(args, SHAPES)
     types = tuple(t.strip().upper() for t in args.types.split(","))
     kernels = tuple(k.strip() for k in args.kernels.split(","))
     check_suite_args(args, types, kernels)

@@ -11,6 +11,7 @@ import pytest
 from bitnet_gguf.errors import BitnetError
 
 from .common import assert_one_line_failure, snapshot
+from .test_bad_run_inference import _closed_port
 
 T = "{w}/t.jinja"
 
@@ -62,6 +63,13 @@ CASES: list[tuple[str, Any, dict[str, Any], str, Any]] = [
     ("template-not-str", "{good}", {"chat_template": 3}, "chat_template: expected a name or a Jinja file path, got int", None),
     ("template-folder", "{good}", {"chat_template": "{w}"}, "unknown chat template", None),
     ("model-path-bytes", b"x.gguf", {}, "model_path: expected a GGUF file path, got bytes", None),
+    # RPC workers: checked before llama.cpp connects (a worker that is down would make it abort the process)
+    ("rpc-bad-port", "{good}", {"rpc_servers": "127.0.0.1:0"}, "rpc_servers '127.0.0.1:0': port '0' is not a port", None),
+    ("rpc-empty", "{good}", {"rpc_servers": ""}, "rpc_servers '': entry 1 is empty", None),
+    ("rpc-not-str", "{good}", {"rpc_servers": ["127.0.0.1:50052"]}, "rpc_servers: expected a string HOST:PORT", None),
+    ("rpc-refused", "{good}", {"rpc_servers": "127.0.0.1:{closed_port}"}, "RPC worker 127.0.0.1:{closed_port}: connection refused",
+     lambda ctx: ctx.update(closed_port=_closed_port())),
+    ("tensor-split-without-rpc", "{good}", {"tensor_split": [1, 1]}, "tensor_split needs rpc_servers", None),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,13 @@ from bitnet_gguf.runtime.inference import main
 from .common import REPO_ROOT, Case, assert_one_line_failure, fill, params, run_in_process, run_subprocess, snapshot
 
 OK = ["-m", "{good}", "-p", "hi", "-n", "4", "--build-dir", "{build}"]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (the kernel handed it out, then it was closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def with_model(name: str, *extra: str) -> list[str]:
@@ -75,6 +83,19 @@ CASES = [
     Case("seed-huge", [*OK, "--seed", str(2**40)], f"--seed {2**40}: expected a value between -1 and"),
     Case("repeat-penalty-negative", [*OK, "--repeat-penalty", "-1"], "--repeat-penalty -1.0: expected a value between 0 and"),
     Case("cnv-bad-model", with_model("text", "-cnv"), "{text} is not a GGUF file"),
+    # RPC workers (docs/rpc.md): the list is checked, then each worker is asked HELLO, before llama-completion runs
+    Case("rpc-empty-entry", [*OK, "--rpc", "127.0.0.1:50052,"], "--rpc '127.0.0.1:50052,': entry 2 is empty"),
+    Case("rpc-bad-port", [*OK, "--rpc", "127.0.0.1:50052,10.0.0.2:70000"], "entry 2 ('10.0.0.2:70000'): port '70000' is not a port"),
+    Case("rpc-no-port", [*OK, "--rpc", "worker1"], "--rpc 'worker1' is not HOST:PORT"),
+    Case("rpc-ipv6", [*OK, "--rpc", "[::1]:50052"], "IPv6 addresses are not supported"),
+    Case("rpc-twice", [*OK, "--rpc", "h:1,h:1"], "h:1 is listed twice"),
+    Case("rpc-refused", [*OK, "--rpc", "127.0.0.1:{closed_port}"], "RPC worker 127.0.0.1:{closed_port}: connection refused",
+         lambda ctx: ctx.update(closed_port=_closed_port())),
+    Case("ts-without-rpc", [*OK, "-ts", "1,1"], "-ts/--tensor-split needs --rpc"),
+    Case("ts-negative", [*OK, "--rpc", "127.0.0.1:50052", "-ts", "1,-1"], "entry 2 (-1) must be a finite number >= 0"),
+    Case("ts-empty-entry", [*OK, "--rpc", "127.0.0.1:50052", "-ts", "1,,1"], "entry 2 is empty"),
+    Case("ngl-text", [*OK, "--rpc", "127.0.0.1:50052", "-ngl", "many"], "-ngl/--gpu-layers 'many': expected"),
+    Case("rpc-timeout-negative", [*OK, "--rpc", "127.0.0.1:50052", "--rpc-timeout", "-1"], "--rpc-timeout -1.0: expected"),
     # these reach llama-completion, whose first error line becomes ours
     Case("model-truncated-half", with_model("half"), ["llama-completion exited with code", "tensor"]),
     Case("model-bad-tensor-type", with_model("badtype"), ["llama-completion exited with code", "token_embd.weight"]),

@@ -53,6 +53,10 @@ CASES = [
     Case("api-key-no-value", [*OK, "--api-key"], "argument --api-key: expected one argument"),
     Case("host-no-value", [*OK, "--host"], "argument --host: expected one argument"),
     Case("prompt-flag", [*OK, "-p", "hi"], "unrecognized arguments: -p hi"),
+    Case("rpc-empty-entry", [*OK, "--rpc", ",127.0.0.1:50052"], "--rpc ',127.0.0.1:50052': entry 1 is empty"),
+    Case("rpc-port-text", [*OK, "--rpc", "127.0.0.1:http"], "port 'http' is not a port number"),
+    Case("ts-without-rpc", [*OK, "--tensor-split", "3,1"], "-ts/--tensor-split needs --rpc"),
+    Case("rpc-timeout-flag", [*OK, "--rpc-timeout", "5"], "unrecognized arguments: --rpc-timeout 5"),
 ]
 
 
