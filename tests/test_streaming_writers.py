@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -27,6 +28,7 @@ import pytest
 from bitnet_gguf import fileio, paths
 from bitnet_gguf.formats import gguf_write, quants
 from bitnet_gguf.synthetic.gguf_model import write_synthetic_gguf
+from bitnet_gguf.tools.sweep import run_with_peak_rss
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -155,25 +157,12 @@ def test_i2s_pack_in_block_chunks_equals_one_pass(monkeypatch: pytest.MonkeyPatc
 # ---- memory: one tensor, not the model ----------------------------------------------------------------------
 
 def _run_measured(argv: list[str], timeout: float) -> tuple[int, int, str]:
-    """(exit code, peak RSS in bytes, stderr) of a child, its peak read by wait4 for that child alone (the
-    pytest process's RUSAGE_CHILDREN would mix in every earlier child)."""
-    proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err: list[bytes] = []
-    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))  # type: ignore[union-attr]
-    reader.start()
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"{argv} did not end within {timeout} s")
-        time.sleep(0.05)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
-    reader.join()
-    proc.stderr.close()  # type: ignore[union-attr]
-    return proc.returncode, usage.ru_maxrss * 1024, b"".join(err).decode(errors="replace")
+    """(exit code, peak RSS in bytes, stderr) of a child; the peak through a small intermediate process
+    (run_with_peak_rss): a child forked from pytest itself would start at pytest's own RSS."""
+    with tempfile.TemporaryFile("w+") as err:
+        rc, peak = run_with_peak_rss(argv, stdout=subprocess.DEVNULL, stderr=err, timeout=timeout)
+        err.seek(0)
+        return rc, peak, err.read()
 
 
 def test_peak_rss_is_one_tensor_not_the_model(vocab_dir: Path, tmp_path: Path) -> None:

@@ -12,12 +12,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 from .. import paths
 from ..errors import BitnetError
@@ -103,22 +105,42 @@ def write_model(size: str, out: Path) -> None:
                          embd_type="q6_k")
 
 
+# runs argv, then writes "<exit code> <ru_maxrss KiB>" of it to the file in argv[1]
+_WRAPPER = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); _, st, ru = os.wait4(p.pid, 0); "
+            "open(sys.argv[1], 'w').write(f'{os.waitstatus_to_exitcode(st)} {ru.ru_maxrss}')")
+
+
+def run_with_peak_rss(argv: list[str], stdout: int | IO[str] | None = None, stderr: int | IO[str] | None = None,
+                      timeout: float | None = None) -> tuple[int, int]:
+    """(exit code, peak RSS in bytes) of argv. A small interpreter starts it and reads its wait4: a child forked
+    straight from a big process (pytest, this sweep) inherits the parent's high-water mark (Linux keeps the peak
+    of the memory it had before exec), which would add the parent's RSS to a small child's."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
+        proc = subprocess.Popen([sys.executable, "-c", _WRAPPER, report.name, *argv], stdout=stdout, stderr=stderr,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        rc, kib = report.read().split()
+    return int(rc), int(kib) * 1024
+
+
 def load_and_rss(build: Path, model: Path, threads: int) -> tuple[float, int]:
-    """llama-completion's own load time (seconds) and its peak RSS (bytes, from wait4: this child only), for a
-    prompt and 4 generated tokens."""
+    """llama-completion's own load time (seconds) and its peak RSS, for a prompt and 4 generated tokens."""
     cmd = [str(find_tool("llama-completion", build)), "-m", str(model), "-p", "Hello", "-n", "4", "-t", str(threads),
            "-no-cnv", "--no-warmup", "-c", "512"]
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        rc, rss = run_with_peak_rss(cmd, stdout=subprocess.DEVNULL, stderr=log)
         log.seek(0)
         err = log.read()
-    if proc.returncode:
-        tail = err.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+    if rc:
+        tail = err.strip().splitlines()[-1:] or [f"exit code {rc}"]
         raise BitnetError(f"llama-completion on {model.name} failed: {tail[0]}")
     m = re.search(r"load time =\s*([\d.]+) ms", err)
-    return (float(m.group(1)) / 1e3 if m else float("nan")), usage.ru_maxrss * 1024
+    return (float(m.group(1)) / 1e3 if m else float("nan")), rss
 
 
 def bench(build: Path, model: Path, threads: int, args: list[str]) -> float:

@@ -39,7 +39,7 @@ CASES: list[tuple[str, Any, dict[str, Any], str, Any]] = [
     ("bitnetcpp-tl2", "{bitnetcpp_tl2}", {}, "{bitnetcpp_tl2} is a bitnet.cpp TL2 file", None),
     ("truncated-half", "{half}", {}, "{half}: llama.cpp cannot load it", None),
     ("truncated-tail", "{tail_cut}", {}, "{tail_cut}: llama.cpp cannot load it", None),
-    ("bad-tensor-type", "{badtype}", {}, "{badtype}: llama.cpp cannot load it", None),
+    ("bad-tensor-type", "{badtype}", {}, "{badtype}: not a readable GGUF file (99 is not a valid", None),  # memory check
     ("n-ctx-negative", "{good}", {"n_ctx": -1}, "n_ctx=-1: expected an integer >= 0", None),
     ("n-ctx-text", "{good}", {"n_ctx": "2048"}, "n_ctx='2048': expected an integer", None),
     ("n-ctx-float", "{good}", {"n_ctx": 512.5}, "n_ctx=512.5: expected an integer", None),
