@@ -163,13 +163,14 @@ def table(c: Ceiling, threads: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _tg(build_dir: Path, model: Path, threads: int, n_gen: int, reps: int) -> float:
-    cmd = [str(find_tool("llama-bench", build_dir)), "-m", str(model), "-p", "0", "-n", str(n_gen), "-t", str(threads),
-           "-r", str(reps), "-ngl", "0", "-o", "json"]
+def llama_bench_tps(build_dir: Path, model: Path, threads: int, args: list[str]) -> float:
+    """t/s of one llama-bench test (args: its -p/-n/-r/... flags) of one model at `threads`."""
+    cmd = [str(find_tool("llama-bench", build_dir)), "-m", str(model), "-t", str(threads), "-ngl", "0", "-o", "json",
+           *args]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-        raise BitnetError(f"llama-bench ({build_dir}) failed: {tail[0]}")
+        raise BitnetError(f"llama-bench ({build_dir}) on {model.name} failed: {tail[0]}")
     return float(json.loads(proc.stdout)[0]["avg_ts"])
 
 
@@ -194,7 +195,7 @@ def run_rounds(builds: dict[str, Path], model: Path, threads: int, n_gen: int, r
         before = read_bandwidth(threads=probe_threads).gbs
         tps = {}
         for label in labels if r % 2 == 0 else labels[::-1]:
-            tps[label] = _tg(builds[label], model, threads, n_gen, reps)
+            tps[label] = llama_bench_tps(builds[label], model, threads, ["-p", "0", "-n", str(n_gen), "-r", str(reps)])
         after = read_bandwidth(threads=probe_threads).gbs
         out.append(Round(r + 1, before, after, tps))
         print(f"round {r + 1}/{rounds}: probe {before:.1f}/{after:.1f} GB/s, "

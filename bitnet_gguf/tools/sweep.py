@@ -26,9 +26,11 @@ from ..errors import BitnetError
 from ..fileio import write_text_atomic
 from ..formats.gguf_read import GGUFFile
 from ..runtime.locate import find_tool
+from ..runtime.memory_fit import available_memory
+from ..runtime.threads import cpu_model
 from ..synthetic.shapes import SHAPES
 from .bandwidth import read_bandwidth
-from .ceilings import Ceiling, git_commit, token_loads, with_rates
+from .ceilings import Ceiling, git_commit, llama_bench_tps, token_loads, with_rates
 
 ARCH = "bitnet-b1.58"  # the presets are bitnet.cpp's dummy-model shapes, with the tied head of that architecture
 KEEP_BELOW = 4 << 30  # files under 4 GiB stay in the work folder for the next run
@@ -74,14 +76,6 @@ def estimated_file_bytes(size: str) -> int:
     return s.layers * per_layer // 4 + 128256 * s.hidden * 210 // 256 + TOKENIZER_BYTES
 
 
-def mem_available() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    raise BitnetError("/proc/meminfo has no MemAvailable line")
-
-
 def fits(size: str, work: Path, model: Path) -> str | None:
     """Why a size cannot be measured here, or None."""
     need = estimated_file_bytes(size)
@@ -89,9 +83,12 @@ def fits(size: str, work: Path, model: Path) -> str | None:
     if need + MARGIN > free_disk:
         return f"the file (~{need / 2**30:.1f} GiB) does not fit the free disk ({free_disk / 2**30:.1f} GiB)"
     # the page cache must hold the whole file beside the process (see docs/bench/sweep.md "Beyond RAM")
-    if need + MARGIN > mem_available() + (model.stat().st_size if model.exists() else 0):
+    avail = available_memory()
+    if avail is None:
+        raise BitnetError("the sweep needs /proc/meminfo to know which sizes fit in memory")
+    if need + MARGIN > avail + (model.stat().st_size if model.exists() else 0):
         return (f"the file (~{need / 2**30:.1f} GiB) does not fit the available memory "
-                f"({mem_available() / 2**30:.1f} GiB): every token would read it from disk")
+                f"({avail / 2**30:.1f} GiB): every token would read it from disk")
     return None
 
 
@@ -143,18 +140,6 @@ def load_and_rss(build: Path, model: Path, threads: int) -> tuple[float, int]:
     return (float(m.group(1)) / 1e3 if m else float("nan")), rss
 
 
-def bench(build: Path, model: Path, threads: int, args: list[str]) -> float:
-    # no warmup run: llama-completion (load_and_rss) has just read the whole file into the page cache, and a
-    # warmup would double the time of the big sizes
-    cmd = [str(find_tool("llama-bench", build)), "-m", str(model), "-t", str(threads), "-ngl", "0", "-o", "json",
-           "--no-warmup", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-        raise BitnetError(f"llama-bench on {model.name} failed: {tail[0]}")
-    return float(json.loads(proc.stdout)[0]["avg_ts"])
-
-
 def measure(build: Path, size: str, model: Path, threads: list[int], n_prompt: int, n_gen: int,
             reps: int) -> list[SizeResult]:
     f = GGUFFile(model)
@@ -163,9 +148,11 @@ def measure(build: Path, size: str, model: Path, threads: list[int], n_prompt: i
     out = []
     for t in threads:
         load_s, rss = load_and_rss(build, model, t)
-        pp = bench(build, model, t, ["-p", str(n_prompt), "-n", "0", "-r", str(reps)]) if n_prompt else 0.0
+        # no warmup run: llama-completion (load_and_rss) has just read the whole file into the page cache, and a
+        # warmup would double the time of the big sizes
+        pp = llama_bench_tps(build, model, t, ["--no-warmup", "-p", str(n_prompt), "-n", "0", "-r", str(reps)]) if n_prompt else 0.0
         before = read_bandwidth(threads=t).gbs
-        tg = bench(build, model, t, ["-p", "0", "-n", str(n_gen), "-r", str(reps)])
+        tg = llama_bench_tps(build, model, t, ["--no-warmup", "-p", "0", "-n", str(n_gen), "-r", str(reps)])
         after = read_bandwidth(threads=t).gbs
         compute = Ceiling(1.0, with_rates(build, loads, t)).compute_tps
         r = SizeResult(size, params, model.stat().st_size, sum(x.bytes for x in loads), t, pp, tg, before, after,
@@ -261,7 +248,7 @@ def run_sweep(build: Path, work: Path, out: Path, sizes: list[str], threads: lis
         meta = {"models": f"{ARCH} presets (synthetic/shapes.py), random ternary I2_S weights, tied Q6_K embedding/head",
                 "llama.cpp": f"b{pin.llama_cpp_build} ({pin.llama_cpp_commit}) + patches/",
                 "bitnet-gguf commit": git_commit(),
-                "machine": f"{os.uname().machine}, {os.cpu_count()} cpus, {_cpu()}",
+                "machine": f"{os.uname().machine}, {os.cpu_count()} cpus, {cpu_model()}",
                 "command": f"per size and thread count: llama-completion -n 4 (load time, peak RSS), llama-bench "
                            f"--no-warmup -p {n_prompt} -n 0 -r {reps}, probe, llama-bench --no-warmup -p 0 "
                            f"-n {n_gen} -r {reps}, probe ({time.time() - start:.0f} s so far)"}
@@ -273,8 +260,3 @@ def run_sweep(build: Path, work: Path, out: Path, sizes: list[str], threads: lis
     print((out / "results.md").read_text() if results else "no size could be measured", flush=True)
     return 0 if results else 1
 
-
-def _cpu() -> str:
-    from ..runtime.threads import cpu_model
-
-    return cpu_model()
