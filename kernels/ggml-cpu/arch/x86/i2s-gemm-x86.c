@@ -206,12 +206,21 @@ BITNET_I2S_INLINE __m512i v512_fix3(__m512i z) {
 #    define BITNET_I2S_V512_PREFETCH BITNET_STREAM_PREFETCH
 #endif
 
-BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
-                                     const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
-    const __m512i lo_mask = _mm512_inserti64x4(_mm512_set1_epi8((char) 0xC0), _mm256_set1_epi8(0x30), 1);
-    const __m512i hi_mask = _mm512_inserti64x4(_mm512_set1_epi8(0x0C), _mm256_set1_epi8(0x03), 1);
+#define V512_LO_MASK _mm512_inserti64x4(_mm512_set1_epi8((char) 0xC0), _mm256_set1_epi8(0x30), 1)
+#define V512_HI_MASK _mm512_inserti64x4(_mm512_set1_epi8(0x0C), _mm256_set1_epi8(0x03), 1)
+
+// the row's dot product from its scaled partial sums (even/odd blocks): each lane is an exact multiple of its
+// scale, so the arithmetic shifts are exact
+BITNET_I2S_INLINE int32_t v512_row_sum(__m512i lo0, __m512i lo1, __m512i hi0, __m512i hi1) {
     const __m512i lo_shift = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
     const __m512i hi_shift = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_srav_epi32(_mm512_add_epi32(lo0, lo1), lo_shift),
+                                                    _mm512_srav_epi32(_mm512_add_epi32(hi0, hi1), hi_shift)));
+}
+
+BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
+                                     const int8_t * a, const int32_t * a_sum, int64_t lda, int32_t * out, int64_t ldo) {
+    const __m512i lo_mask = V512_LO_MASK, hi_mask = V512_HI_MASK;
     for (int64_t r = r0; r < r1; ++r) {
         const uint8_t * p = BITNET_I2S_ROW_START(K, w, r);
         // per column (4 x 4 accumulators for a full group): [0] even blocks, [1] odd blocks of the
@@ -270,11 +279,57 @@ BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, 
         }
         BITNET_I2S_UNROLL
         for (int c = 0; c < C; ++c) {
-            // each lane is an exact multiple of its scale, so the arithmetic shifts are exact
-            const __m512i s = _mm512_add_epi32(_mm512_srav_epi32(_mm512_add_epi32(lo[c][0], lo[c][1]), lo_shift),
-                                               _mm512_srav_epi32(_mm512_add_epi32(hi[c][0], hi[c][1]), hi_shift));
-            out[c * ldo + (r - r0)] = _mm512_reduce_add_epi32(s) - a_sum[c];
+            out[c * ldo + (r - r0)] = v512_row_sum(lo[c][0], lo[c][1], hi[c][0], hi[c][1]) - a_sum[c];
         }
+    }
+}
+
+// One column (token generation) reads every weight byte once, from memory. A core keeps more lines in flight
+// on two streams far apart than on one: rows i and i + n/2 of the caller's tile go through the loop together
+// (2 threads, cold: 23.5 -> 26.8 GB/s against 28 GB/s of a plain read loop; docs/bench/sweep.md).
+// Rows must start on a block (K % 128 == 0); an odd last row goes alone.
+static void v512_one_column_two_streams(int64_t K, const uint8_t * w, int64_t r0, int64_t r1, const int8_t * a,
+                                        const int32_t * a_sum, int32_t * out, int64_t ldo) {
+    const __m512i lo_mask = V512_LO_MASK, hi_mask = V512_HI_MASK;
+    const int64_t half = (r1 - r0) / 2;
+    for (int64_t i = 0; i < half; ++i) {
+        const uint8_t * p[2] = { BITNET_I2S_ROW_START(K, w, r0 + i), BITNET_I2S_ROW_START(K, w, r0 + half + i) };
+        __m512i lo[2][2], hi[2][2];  // [stream][even/odd block]
+        BITNET_I2S_UNROLL
+        for (int s = 0; s < 2; ++s) {
+            lo[s][0] = lo[s][1] = hi[s][0] = hi[s][1] = _mm512_setzero_si512();
+        }
+        int64_t k = 0;
+        for (; k + 256 <= K; k += 256) {
+            const __m512i a0 = _mm512_load_si512(a + k), a1 = _mm512_load_si512(a + k + 64);
+            const __m512i a2 = _mm512_load_si512(a + k + 128), a3 = _mm512_load_si512(a + k + 192);
+            BITNET_I2S_UNROLL
+            for (int s = 0; s < 2; ++s) {
+                _mm_prefetch((const char *) p[s] + BITNET_I2S_V512_PREFETCH, _MM_HINT_T0);
+                const __m512i u0 = v512_fix3(v512_block(p[s])), u1 = v512_fix3(v512_block(p[s] + 32));
+                lo[s][0] = _mm512_dpbusd_epi32(lo[s][0], _mm512_and_si512(u0, lo_mask), a0);
+                hi[s][0] = _mm512_dpbusd_epi32(hi[s][0], _mm512_and_si512(u0, hi_mask), a1);
+                lo[s][1] = _mm512_dpbusd_epi32(lo[s][1], _mm512_and_si512(u1, lo_mask), a2);
+                hi[s][1] = _mm512_dpbusd_epi32(hi[s][1], _mm512_and_si512(u1, hi_mask), a3);
+                p[s] += 64;
+            }
+        }
+        if (k < K) {  // K % 256 == 128: one block left
+            const __m512i a0 = _mm512_load_si512(a + k), a1 = _mm512_load_si512(a + k + 64);
+            BITNET_I2S_UNROLL
+            for (int s = 0; s < 2; ++s) {
+                const __m512i u = v512_fix3(v512_block(p[s]));
+                lo[s][0] = _mm512_dpbusd_epi32(lo[s][0], _mm512_and_si512(u, lo_mask), a0);
+                hi[s][0] = _mm512_dpbusd_epi32(hi[s][0], _mm512_and_si512(u, hi_mask), a1);
+            }
+        }
+        BITNET_I2S_UNROLL
+        for (int s = 0; s < 2; ++s) {
+            out[s * half + i] = v512_row_sum(lo[s][0], lo[s][1], hi[s][0], hi[s][1]) - a_sum[0];
+        }
+    }
+    if ((r1 - r0) % 2 != 0) {
+        v512_rows_few(1, K, w, r1 - 1, r1, a, a_sum, 0, out + 2 * half, ldo);
     }
 }
 
@@ -470,6 +525,10 @@ void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_
                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                                 int32_t * out, int64_t ldo) {
     // many columns take the packed form (the ggml glue packs once per mat-mul)
+    if (ncols == 1 && K % BITNET_I2S_QK == 0) {
+        v512_one_column_two_streams(K, w, r0, r1, a, a_sum, out, ldo);
+        return;
+    }
     BITNET_I2S_FOR_COLUMN_GROUPS(v512_rows_few, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
