@@ -70,6 +70,19 @@ class _TemplateFormatter:
 _DEV_GPU, _DEV_IGPU = 1, 2
 _rpc_lock = threading.Lock()
 _rpc_registered: dict[str, list[int]] = {}  # endpoint -> its ggml devices, registered once per process
+_rpc_endpoints: list[rpc.Endpoint] = []  # the same workers, for the abort line
+_ABORT_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+
+
+@_ABORT_CALLBACK
+def _exit_on_ggml_abort(message: bytes | None) -> None:
+    """ggml is about to abort() the process, as ggml-rpc does when a worker's connection fails mid-run: one line that
+    names the workers that do not answer, then exit 1, instead of a backtrace and SIGABRT. The process ends either
+    way: nothing in llama.cpp can unwind from there (run the work in a subprocess if the caller must survive)."""
+    text = (message or b"").decode(errors="replace").strip()
+    lost = rpc.lost_workers(list(_rpc_endpoints), connected=True) if _rpc_endpoints else None
+    os.write(2, f"error: {lost or 'llama.cpp aborted'}; the process exits (ggml: {text})\n".encode())
+    os._exit(1)
 
 
 def _ggml() -> ctypes.CDLL:
@@ -81,7 +94,7 @@ def _ggml() -> ctypes.CDLL:
                             ("ggml_backend_reg_dev_count", sz, [vp]), ("ggml_backend_reg_dev_get", vp, [vp, sz]),
                             ("ggml_backend_dev_count", sz, []), ("ggml_backend_dev_get", vp, [sz]),
                             ("ggml_backend_dev_type", ctypes.c_int, [vp]), ("ggml_backend_dev_backend_reg", vp, [vp]),
-                            ("ggml_backend_reg_name", cp, [vp])):
+                            ("ggml_backend_reg_name", cp, [vp]), ("ggml_set_abort_callback", vp, [_ABORT_CALLBACK])):
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = res, args
     return lib
@@ -108,6 +121,8 @@ def _rpc_devices(endpoints: Sequence[rpc.Endpoint]) -> list[int]:
                 if not ep_reg:
                     raise BitnetError(f"RPC worker {key}: exposes no device")
                 lib.ggml_backend_register(ep_reg)
+                _rpc_endpoints.append(ep)
+                lib.ggml_set_abort_callback(_exit_on_ggml_abort)
                 _rpc_registered[key] = [lib.ggml_backend_reg_dev_get(ep_reg, i)
                                         for i in range(lib.ggml_backend_reg_dev_count(ep_reg))]
             out += _rpc_registered[key]

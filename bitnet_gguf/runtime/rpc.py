@@ -141,6 +141,9 @@ class WorkerProblem(BitnetError):
         self.reason = reason
 
 
+ANSWERLESS = "accepts connections but does not answer"  # a frozen worker, or one serving another client
+
+
 def probe(ep: Endpoint, timeout: float = PROBE_TIMEOUT_S) -> Worker:
     """Ask a worker what llama.cpp's client asks first (HELLO, DEVICE_COUNT); any problem is a WorkerProblem."""
     try:
@@ -170,7 +173,7 @@ def probe(ep: Endpoint, timeout: float = PROBE_TIMEOUT_S) -> Worker:
         return Worker(ep, (major, minor, patch), devices)
     except TimeoutError:
         _abort(sock)
-        raise WorkerProblem(ep, f"accepts connections but does not answer within {timeout:g} s",
+        raise WorkerProblem(ep, f"{ANSWERLESS} within {timeout:g} s",
                             "it is serving another client (a ggml-rpc-server serves one at a time) or is frozen") from None
     except (OSError, ValueError):
         _abort(sock)
@@ -327,7 +330,10 @@ class StallGuard:
         return None
 
 
-def lost_workers(endpoints: Sequence[Endpoint]) -> str | None:
-    """'lost RPC worker H:P (why), ...' for the workers that do not answer now (a short probe), else None."""
-    bad = [r for r in probe_all(endpoints, timeout=2.0) if isinstance(r, WorkerProblem)]
+def lost_workers(endpoints: Sequence[Endpoint], connected: bool = False) -> str | None:
+    """'lost RPC worker H:P (why), ...' for the workers that do not answer now (a short probe), else None.
+    connected: this process still holds its connections to them, and a worker serves one client at a time, so one
+    that accepts the probe but does not answer may be busy with us: only refusals and unreachable hosts count."""
+    bad = [r for r in probe_all(endpoints, timeout=2.0) if isinstance(r, WorkerProblem)
+           and not (connected and r.reason.startswith(ANSWERLESS))]
     return ("lost " + ", ".join(f"RPC worker {p.endpoint} ({p.reason})" for p in bad)) if bad else None

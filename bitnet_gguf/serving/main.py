@@ -20,6 +20,7 @@ from ..runtime.inference import split_passthrough
 from .metrics import RequestStats, Sampler
 from .options import CHILD_HOST, ServeConfig, base_url, bind_error, build_config, free_loopback_port, open_warning, parser
 from .proxy import App, FrontServer
+from .rpc_watch import RpcWatch
 from .supervisor import Supervisor
 
 SHUTDOWN_GRACE_S = 15.0  # llama-server finishes the running decode step and exits in ~1-2 s
@@ -56,8 +57,8 @@ def child_n_ctx(port: int) -> int | None:
 
 
 class Server:
-    def __init__(self, cfg: ServeConfig, app: App, front: FrontServer) -> None:
-        self.cfg, self.app, self.front = cfg, app, front
+    def __init__(self, cfg: ServeConfig, app: App, front: FrontServer, watch: RpcWatch | None = None) -> None:
+        self.cfg, self.app, self.front, self.watch = cfg, app, front, watch
         self.url = base_url(cfg.host, cfg.port)
         self.done = threading.Event()
         self.stop_asked = False
@@ -97,7 +98,8 @@ class Server:
         sampler.start()
         threading.Thread(target=self.front.serve_forever, kwargs={"poll_interval": 0.25}, name="front", daemon=True).start()
         while not self.done.wait(0.5):
-            pass
+            if self.watch is not None:
+                self.watch.poll()
         # stop taking connections first, then let llama-server finish its decode step
         self.front.shutdown()
         self.front.server_close()
@@ -137,7 +139,8 @@ def _main(argv: list[str] | None) -> int:
         rpc.check_plan(cfg.rpc_plan)  # a worker that is down would make llama-server abort while loading
         explain = functools.partial(rpc.lost_workers, cfg.rpc_plan.endpoints)
     app = App(cfg.limits, Supervisor(cfg.child_command, say, explain), RequestStats())
+    watch = None if cfg.rpc_plan is None else RpcWatch(cfg.rpc_plan, args.rpc_timeout, app.supervisor, app.stats, say)
     front = bind_front(cfg, app)
     if os.name != "posix":
         say("warning: supervision and clean shutdown are tested on Linux only")
-    return Server(cfg, app, front).run()
+    return Server(cfg, app, front, watch).run()

@@ -62,9 +62,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", action="append", default=[], metavar="NAME",
                    help="another model name requests may use (repeatable); 'bitnet', the file name and the model's "
                         "own name are always accepted")
-    # no stall bound here: an idle server uses no CPU either; a worker that dies makes llama-server abort, and the
-    # supervisor restarts it (each restart fails while the worker stays down, and it gives up after a few)
-    rpc.add_rpc_options(p, stall=False)
+    # a worker that dies makes llama-server abort, and the supervisor restarts it (each restart fails while the
+    # worker stays down, and it gives up after a few); a frozen one is bounded by --rpc-timeout (rpc_watch.py)
+    rpc.add_rpc_options(p, stall=True)
     return p
 
 

@@ -74,6 +74,7 @@ class Supervisor:
         self.on_ready: Callable[[bool], None] | None = None  # called with first=True once, then after each restart
         self.on_failed: Callable[[], None] | None = None
         self._grace_s = 15.0
+        self._death_note: Callable[[], str] | None = None
 
     # --- used by the front ---
 
@@ -143,6 +144,9 @@ class Supervisor:
             if self._stop.is_set():
                 break
             self._ready.clear()
+            note, self._death_note = self._death_note, None
+            if note is not None:
+                self._say(note())
             if not self.ever_ready:
                 # dying before it ever served is a configuration problem (model, flags): restarting won't help
                 self._give_up(rc, "")
@@ -205,8 +209,10 @@ class Supervisor:
             child.kill()
             child.wait(timeout=10)
 
-    def kill(self) -> None:
-        """Asked to stop twice: don't wait for the grace period."""
+    def kill(self, note: Callable[[], str] | None = None) -> None:
+        """Kill the child now: asked to stop twice (no grace period), or it hangs (rpc_watch.py: it is restarted,
+        and `note()`, said first, runs once the child is gone, before its successor starts)."""
         child = self.child
         if child is not None and child.poll() is None:
+            self._death_note = note
             child.kill()
