@@ -26,7 +26,8 @@ void bitnet_q6_K_rows_avx512vnni(int n, const void * rows, size_t row_bytes, int
                                  float * out);
 #endif
 
-// ggml's vec_dot signature (ggml_vec_dot_t); nrc must be 1, as for ggml's Q6_K on x86
+// ggml's vec_dot signature (ggml_vec_dot_t). The AVX-512 kernel does one row per call (nrc = 1, what ggml-cpu asks
+// of Q6_K on x86); elsewhere every argument goes to ggml's function (which may take nrc = 2 on ARM with i8mm)
 void bitnet_vec_dot_q6_K_q8_K(int n, float * s, size_t bs, const void * vx, size_t bx, const void * vy, size_t by,
                               int nrc);
 
