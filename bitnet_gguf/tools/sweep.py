@@ -144,7 +144,7 @@ def cache_only(model: Path) -> None:
     """Leave the measured model alone in the page cache among the sweep's files: the others beside it are dropped
     (POSIX_FADV_DONTNEED; kept big models would crowd it out) and it is read through once. With a kept 70B file in
     the cache, the 7B-30B files lost pages during their runs and their tokens read the disk: 70-81 % of the roofline
-    where they reach about 90 % alone."""
+    where they reach 92-100 % alone."""
     for other in model.parent.glob("sweep-*.gguf"):
         if other != model:
             fd = os.open(other, os.O_RDONLY)

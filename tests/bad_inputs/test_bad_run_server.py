@@ -56,7 +56,7 @@ CASES = [
     Case("rpc-empty-entry", [*OK, "--rpc", ",127.0.0.1:50052"], "--rpc ',127.0.0.1:50052': entry 1 is empty"),
     Case("rpc-port-text", [*OK, "--rpc", "127.0.0.1:http"], "port 'http' is not a port number"),
     Case("ts-without-rpc", [*OK, "--tensor-split", "3,1"], "-ts/--tensor-split needs --rpc"),
-    Case("rpc-timeout-flag", [*OK, "--rpc-timeout", "5"], "unrecognized arguments: --rpc-timeout 5"),
+    Case("rpc-timeout-negative", [*OK, "--rpc", "127.0.0.1:50052", "--rpc-timeout", "-1"], "--rpc-timeout -1.0: expected"),
 ]
 
 
