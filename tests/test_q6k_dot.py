@@ -15,12 +15,10 @@ import gguf
 import numpy as np
 import pytest
 
-from bitnet_gguf.formats.kquants import Q6_K_BLOCK_BYTES, QK_K
+from bitnet_gguf.formats.kquants import Q6_K_BLOCK_BYTES, Q6_K_D_AT, Q6_K_SCALES_AT, QK_K
 
 from .ggml_ctypes import Ggml
 
-SCALES_AT = QK_K // 2 + QK_K // 4  # ql 128 bytes, qh 64, then 16 int8 scales and the f16 d
-D_AT = SCALES_AT + QK_K // 16
 Q8_K_DTYPE = np.dtype([("d", "<f4"), ("qs", "i1", QK_K), ("bsums", "<i2", QK_K // 16)])
 VEC_DOT = C.CFUNCTYPE(None, C.c_int, C.POINTER(C.c_float), C.c_size_t, C.c_void_p, C.c_size_t, C.c_void_p,
                       C.c_size_t, C.c_int)
@@ -31,10 +29,10 @@ def q6_k_blocks(rng: np.random.Generator, nb: int, scales: tuple[int, int], d: n
     """nb Q6_K blocks: random (or all-`levels`) codes, int8 scales drawn from [lo, hi], the given f16 d per block."""
     b = rng.integers(0, 256, size=(nb, Q6_K_BLOCK_BYTES), dtype=np.uint8)
     if levels is not None:  # every code = levels: nibbles and high bits all alike
-        b[:, :SCALES_AT // 3 * 2] = (levels & 15) * 17
-        b[:, SCALES_AT // 3 * 2:SCALES_AT] = (levels >> 4) * 0x55
-    b[:, SCALES_AT:D_AT] = rng.integers(scales[0], scales[1] + 1, size=(nb, QK_K // 16)).astype(np.int8).view(np.uint8)
-    b[:, D_AT:] = np.asarray(d, np.float16).reshape(nb, 1).view(np.uint8)
+        b[:, :QK_K // 2] = (levels & 15) * 17  # ql: both nibbles
+        b[:, QK_K // 2:Q6_K_SCALES_AT] = (levels >> 4) * 0x55  # qh: all four 2-bit fields
+    b[:, Q6_K_SCALES_AT:Q6_K_D_AT] = rng.integers(scales[0], scales[1] + 1, size=(nb, QK_K // 16)).astype(np.int8).view(np.uint8)
+    b[:, Q6_K_D_AT:] = np.asarray(d, np.float16).reshape(nb, 1).view(np.uint8)
     return b
 
 

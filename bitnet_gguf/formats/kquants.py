@@ -15,6 +15,9 @@ import numpy as np
 
 QK_K = 256
 Q6_K_BLOCK_BYTES = QK_K // 2 + QK_K // 4 + QK_K // 16 + 2  # ql, qh, scales, d (f16)
+# where a Q6_K block's 16 int8 sub-block scales and its f16 d start (after ql: 128 bytes, qh: 64)
+Q6_K_SCALES_AT = QK_K // 2 + QK_K // 4
+Q6_K_D_AT = Q6_K_SCALES_AT + QK_K // 16
 GROUP_MAX_EPS = np.float32(1e-15)
 SUB = 16  # elements per sub-block (one int8 scale each)
 NMAX = 32

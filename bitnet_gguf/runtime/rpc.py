@@ -135,13 +135,11 @@ def _reply(sock: socket.socket, size: int) -> bytes:
 class WorkerProblem(BitnetError):
     """A worker that cannot serve: the whole line, and a short `reason` for lists of workers."""
 
-    def __init__(self, endpoint: Endpoint, reason: str, hint: str = "") -> None:
+    def __init__(self, endpoint: Endpoint, reason: str, hint: str = "", silent: bool = False) -> None:
         super().__init__(f"RPC worker {endpoint}: {reason}{': ' + hint if hint else ''}")
         self.endpoint = endpoint
         self.reason = reason
-
-
-ANSWERLESS = "accepts connections but does not answer"  # a frozen worker, or one serving another client
+        self.silent = silent  # it accepted the connection but did not answer: frozen, or serving another client
 
 
 def probe(ep: Endpoint, timeout: float = PROBE_TIMEOUT_S) -> Worker:
@@ -173,8 +171,9 @@ def probe(ep: Endpoint, timeout: float = PROBE_TIMEOUT_S) -> Worker:
         return Worker(ep, (major, minor, patch), devices)
     except TimeoutError:
         _abort(sock)
-        raise WorkerProblem(ep, f"{ANSWERLESS} within {timeout:g} s",
-                            "it is serving another client (a ggml-rpc-server serves one at a time) or is frozen") from None
+        raise WorkerProblem(ep, f"accepts connections but does not answer within {timeout:g} s",
+                            "it is serving another client (a ggml-rpc-server serves one at a time) or is frozen",
+                            silent=True) from None
     except (OSError, ValueError):
         _abort(sock)
         raise WorkerProblem(ep, "not a ggml-rpc-server (no valid reply to the protocol's HELLO)") from None
@@ -335,5 +334,5 @@ def lost_workers(endpoints: Sequence[Endpoint], connected: bool = False) -> str 
     connected: this process still holds its connections to them, and a worker serves one client at a time, so one
     that accepts the probe but does not answer may be busy with us: only refusals and unreachable hosts count."""
     bad = [r for r in probe_all(endpoints, timeout=2.0) if isinstance(r, WorkerProblem)
-           and not (connected and r.reason.startswith(ANSWERLESS))]
+           and not (connected and r.silent)]
     return ("lost " + ", ".join(f"RPC worker {p.endpoint} ({p.reason})" for p in bad)) if bad else None

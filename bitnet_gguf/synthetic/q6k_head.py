@@ -13,11 +13,7 @@ import gguf
 import numpy as np
 
 from ..formats.gguf_write import OutTensor, StreamedTensor, row_blocks
-from ..formats.kquants import Q6_K_BLOCK_BYTES, QK_K
-
-# ql (128 bytes: low 4 bits of each level), qh (64: high 2 bits), 16 int8 sub-block scales, then d (f16)
-_SCALES_AT = QK_K // 2 + QK_K // 4
-_D_AT = _SCALES_AT + QK_K // 16
+from ..formats.kquants import Q6_K_BLOCK_BYTES, Q6_K_D_AT, Q6_K_SCALES_AT, QK_K
 
 
 def random_q6_k(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -25,8 +21,8 @@ def random_q6_k(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
     if cols % QK_K:
         raise ValueError(f"Q6_K rows hold whole blocks of {QK_K} values, got {cols}")
     blocks = rng.integers(0, 256, size=(rows * (cols // QK_K), Q6_K_BLOCK_BYTES), dtype=np.uint8)
-    blocks[:, _SCALES_AT:_D_AT] = rng.integers(1, 128, size=(blocks.shape[0], QK_K // 16), dtype=np.uint8)
-    blocks[:, _D_AT:] = np.frombuffer(np.float16(2.0**-10).tobytes(), dtype=np.uint8)
+    blocks[:, Q6_K_SCALES_AT:Q6_K_D_AT] = rng.integers(1, 128, size=(blocks.shape[0], QK_K // 16), dtype=np.uint8)
+    blocks[:, Q6_K_D_AT:] = np.frombuffer(np.float16(2.0**-10).tobytes(), dtype=np.uint8)
     return blocks.reshape(rows, -1)
 
 

@@ -167,8 +167,8 @@ def measure(build: Path, size: str, model: Path, threads: list[int], n_prompt: i
     out = []
     for t in threads:
         load_s, rss = load_and_rss(build, model, t)
-        # no warmup run: llama-completion (load_and_rss) has just read the whole file into the page cache, and a
-        # warmup would double the time of the big sizes
+        # no warmup run: the whole file is in the page cache (cache_only, then load_and_rss), and a warmup would
+        # double the time of the big sizes
         pp = llama_bench_tps(build, model, t, ["--no-warmup", "-p", str(n_prompt), "-n", "0", "-r", str(reps)]) if n_prompt else 0.0
         before = read_bandwidth(threads=t).gbs
         tg = llama_bench_tps(build, model, t, ["--no-warmup", "-p", "0", "-n", str(n_gen), "-r", str(reps)])

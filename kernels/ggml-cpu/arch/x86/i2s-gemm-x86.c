@@ -288,7 +288,7 @@ BITNET_I2S_INLINE void v512_rows_few(const int C, int64_t K, const uint8_t * w, 
 
 // One column (token generation) reads every weight byte once, from memory. A core keeps more lines in flight
 // on two streams far apart than on one: rows i and i + n/2 of the caller's tile go through the loop together
-// (2 threads, cold: 23.5 -> 26.8 GB/s against 28 GB/s of a plain read loop; docs/bench/sweep.md).
+// (2 threads, cold: 23.5 -> 26.8 GB/s against 28 GB/s of a plain read loop; docs/bench/tg-ceiling.md).
 // Rows must start on a block (K % 128 == 0); an odd last row goes alone.
 static void v512_one_column_two_streams(int64_t K, const uint8_t * w, int64_t r0, int64_t r1, const int8_t * a,
                                         const int32_t * a_sum, int32_t * out, int64_t ldo) {
@@ -526,11 +526,11 @@ void bitnet_i2s_gemm_packed_avx512vnni(int64_t K, const uint8_t * w, int64_t r0,
 void bitnet_i2s_gemm_avx512vnni(int64_t K, const uint8_t * w, int64_t r0, int64_t r1,
                                 const int8_t * a, const int32_t * a_sum, int64_t lda, int64_t ncols,
                                 int32_t * out, int64_t ldo) {
-    // many columns take the packed form (the ggml glue packs once per mat-mul)
     if (ncols == 1 && K % BITNET_I2S_QK == 0) {
         v512_one_column_two_streams(K, w, r0, r1, a, a_sum, out, ldo);
         return;
     }
+    // many columns take the packed form (the ggml glue packs once per mat-mul)
     BITNET_I2S_FOR_COLUMN_GROUPS(v512_rows_few, K, w, r0, r1, a, a_sum, lda, ncols, out, ldo)
 }
 
